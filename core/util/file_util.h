@@ -1,0 +1,25 @@
+// Whole-file reads and atomic writes. Every file dylora writes goes through
+// WriteFileAtomically so that a crash or a full disk never leaves a
+// half-written file under the final name.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace dylora {
+
+// Reads a whole file. `max_bytes` guards against reading something absurd
+// (a config file that is really a 10 GB blob).
+absl::StatusOr<std::string> ReadFileToString(const std::string& path,
+                                             size_t max_bytes = size_t{1} << 30);
+
+// Writes `contents` to `path` through a temporary file in the same directory,
+// fsync, then rename(2). On failure the temporary is removed and `path` is
+// untouched.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::string_view contents);
+
+}  // namespace dylora
