@@ -1,0 +1,49 @@
+// The seam between the frozen backbone and adapters. The encoder never owns
+// adapter weights: it calls a LinearHook for every linear layer an adapter
+// may target, so ONE read-only backbone serves many adapters and ranks at
+// once (server) or trains one adapter (trainer).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace dylora {
+
+// The linear layers of a BERT/RoBERTa encoder layer that adapters can target,
+// named as in PEFT's target_modules.
+enum class LinearKind {
+  kQuery,            // attention.self.query
+  kKey,              // attention.self.key
+  kValue,            // attention.self.value
+  kAttentionOutput,  // attention.output.dense
+  kIntermediate,     // intermediate.dense
+  kOutput,           // output.dense
+};
+
+// "query" | "key" | "value" | "attention.output" | "intermediate" | "output".
+absl::string_view LinearKindName(LinearKind kind);
+
+struct LinearId {
+  int64_t layer = 0;
+  LinearKind kind = LinearKind::kQuery;
+  // Hugging Face module path, e.g. "encoder.layer.3.attention.self.query"
+  // (without any "bert."/"roberta." prefix).
+  std::string ModulePath() const;
+};
+
+// Computes one linear layer given the frozen weight [out, in] and bias [out].
+// Implementations must be thread-safe for concurrent Apply calls when shared.
+class LinearHook {
+ public:
+  virtual ~LinearHook() = default;
+  // x: [..., in]. Returns [..., out]. The default is x W^T + b.
+  virtual at::Tensor Apply(const LinearId& id, const at::Tensor& x,
+                           const at::Tensor& weight,
+                           const at::Tensor& bias) const = 0;
+};
+
+}  // namespace dylora
