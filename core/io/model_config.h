@@ -2,6 +2,9 @@
 // MiniLM, which is a BERT). Parsed strictly: a missing required field or an
 // absurd value (non-positive sizes, hidden size not divisible by heads,
 // unknown activation, ...) is INVALID_ARGUMENT naming the field.
+// Absent optional fields take transformers' BertConfig defaults
+// (RobertaConfig's pad_token_id 1 for the RoBERTa family); an absent
+// max_position_embeddings is 512 and an absent model_type means "bert".
 #pragma once
 
 #include <cstdint>
@@ -32,8 +35,10 @@ struct EncoderConfig {
   // RoBERTa numbers positions from pad_token_id + 1 (HF's
   // create_position_ids_from_input_ids); BERT from 0.
   int64_t position_offset = 0;
-  // Classification head size: num_labels from "num_labels" or "id2label";
-  // 1 means regression. Label names in id order (may be empty).
+  // Classification head size: from "id2label" (keys "0".."n-1"), else
+  // "num_labels", else 2 (both present must agree); 1 means regression.
+  // Label names in id order; "LABEL_<i>" (as transformers) when the file
+  // has no id2label.
   int64_t num_labels = 2;
   std::vector<std::string> id2label;
 

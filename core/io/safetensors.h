@@ -8,6 +8,12 @@
 // Every file is untrusted: Open() validates all of it before returning, and a
 // violation is an absl::Status whose message names the file, the tensor and
 // the problem. This file knows nothing about LibTorch (see torch_tensors.h).
+//
+// Status codes: a malformed file (bad length, header, entry, offsets; see
+// Parse() in safetensors.cc for the full list) is INVALID_ARGUMENT; a
+// missing file NOT_FOUND; other I/O failures INTERNAL/PERMISSION_DENIED.
+// Only the 10 dtypes below are supported; others (F8_*, U16.., C64) are
+// rejected as unknown.
 #pragma once
 
 #include <cstdint>
@@ -62,9 +68,12 @@ class SafetensorsFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   // nullptr when absent.
   const TensorInfo* Find(absl::string_view name) const;
-  // The tensor's raw bytes (little-endian, row-major).
+  // The tensor's raw bytes (little-endian, row-major). `info` must be one of
+  // this file's tensors() (or from Find()); not checked here.
   absl::Span<const uint8_t> Data(const TensorInfo& info) const;
-  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  const std::map<std::string, std::string>& metadata() const {
+    return metadata_;
+  }
   const std::string& origin() const { return origin_; }
 
  private:
@@ -93,14 +102,17 @@ struct TensorToWrite {
 };
 
 // Serializes tensors (in the given order) and metadata to safetensors bytes.
-// Validates names (non-empty, unique, not "__metadata__") and sizes.
+// Validates names (non-empty, unique, not "__metadata__", UTF-8) and sizes
+// (INVALID_ARGUMENT naming the tensor). The header is padded with spaces so
+// the data section starts 8-byte aligned; "__metadata__" is omitted when
+// `metadata` is empty.
 absl::StatusOr<std::string> SerializeSafetensors(
     const std::vector<TensorToWrite>& tensors,
     const std::map<std::string, std::string>& metadata);
 
 // SerializeSafetensors + WriteFileAtomically (temp file + rename).
-absl::Status WriteSafetensors(const std::string& path,
-                              const std::vector<TensorToWrite>& tensors,
-                              const std::map<std::string, std::string>& metadata);
+absl::Status WriteSafetensors(
+    const std::string& path, const std::vector<TensorToWrite>& tensors,
+    const std::map<std::string, std::string>& metadata);
 
 }  // namespace dylora

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/strings/string_view.h"
 
@@ -33,7 +34,25 @@ struct LinearId {
   // Hugging Face module path, e.g. "encoder.layer.3.attention.self.query"
   // (without any "bert."/"roberta." prefix).
   std::string ModulePath() const;
+
+  friend bool operator==(const LinearId& a, const LinearId& b) {
+    return a.layer == b.layer && a.kind == b.kind;
+  }
+  friend bool operator!=(const LinearId& a, const LinearId& b) {
+    return !(a == b);
+  }
+  // Hashable as an absl::flat_hash_map / flat_hash_set key.
+  template <typename H>
+  friend H AbslHashValue(H h, const LinearId& id) {
+    return H::combine(std::move(h), id.layer, static_cast<int>(id.kind));
+  }
 };
+
+// Every kind, in the order they run inside a layer.
+inline constexpr LinearKind kAllLinearKinds[] = {
+    LinearKind::kQuery,        LinearKind::kKey,
+    LinearKind::kValue,        LinearKind::kAttentionOutput,
+    LinearKind::kIntermediate, LinearKind::kOutput};
 
 // Computes one linear layer given the frozen weight [out, in] and bias [out].
 // Implementations must be thread-safe for concurrent Apply calls when shared.

@@ -1,0 +1,251 @@
+#include "core/adapter/adapter.h"
+
+#include <ATen/ATen.h>
+
+#include "core/adapter/adapter_hooks.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/adapter/adapter_test_util.h"
+
+namespace dylora {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::LoadGoldenLogits;
+using testing::LoadTinyBert;
+using testing::MaxAbsDiff;
+using testing::RandomAdapter;
+
+at::Tensor Hidden(const Encoder& encoder, const EncoderInputs& inputs,
+                  const LinearHook* hook) {
+  auto out = encoder.Forward(inputs, hook);
+  EXPECT_TRUE(out.ok()) << out.status();
+  return out->last_hidden_state;
+}
+
+TEST(DyLoraAdapterTest, FreshAdapterHasEncoderShapesAndZeroUp) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  auto head = ClassificationHead::Create(HeadKind::kBertPooled, 32, 3, 1);
+  ASSERT_TRUE(head.ok());
+  auto adapter =
+      DyLoraAdapter::CreateFresh(*encoder, {}, head->named_tensors(), 7);
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  const DyLoraAdapter& a = **adapter;
+  ASSERT_EQ(a.factors().size(), 4u);  // 2 layers x {query, value}
+  for (const auto& [id, f] : a.factors()) {
+    EXPECT_TRUE(id.kind == LinearKind::kQuery || id.kind == LinearKind::kValue);
+    EXPECT_EQ(f.down.sizes(), (std::vector<int64_t>{8, 32}));
+    EXPECT_EQ(f.up.sizes(), (std::vector<int64_t>{32, 8}));
+    EXPECT_EQ(f.up.abs().max().item<float>(), 0.0f);
+    EXPECT_GT(f.down.abs().max().item<float>(), 0.0f);
+    EXPECT_TRUE(f.down.requires_grad());
+  }
+  EXPECT_EQ(a.config().base_model_fingerprint, encoder->fingerprint());
+  EXPECT_FALSE(encoder->fingerprint().empty());
+  EXPECT_EQ(a.Find(LinearId{0, LinearKind::kKey}), nullptr);
+  EXPECT_NE(a.Find(LinearId{1, LinearKind::kValue}), nullptr);
+  EXPECT_EQ(a.TrainableParameters().size(), 4u * 2 + 2);
+  // Zero up: the adapted model equals the backbone at every rank.
+  auto golden = LoadGoldenLogits();
+  at::Tensor base = Hidden(*encoder, golden.inputs, nullptr);
+  auto hook = AdapterHook::Create(a, RankSpec::Single(3));
+  ASSERT_TRUE(hook.ok());
+  EXPECT_EQ(MaxAbsDiff(Hidden(*encoder, golden.inputs, hook->get()), base), 0);
+  // Same seed, same adapter.
+  auto again =
+      DyLoraAdapter::CreateFresh(*encoder, {}, head->named_tensors(), 7);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(at::equal((*again)->factors()[0].second.down, a.factors()[0].second.down));
+}
+
+TEST(DyLoraAdapterTest, AllTargetKindsGetFactors) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  AdapterConfig config;
+  config.target_kinds = {LinearKind::kKey, LinearKind::kAttentionOutput,
+                         LinearKind::kIntermediate, LinearKind::kOutput};
+  auto a = RandomAdapter(*encoder, config);
+  ASSERT_NE(a, nullptr);
+  const LoraFactors* inter = a->Find(LinearId{1, LinearKind::kIntermediate});
+  ASSERT_NE(inter, nullptr);
+  EXPECT_EQ(inter->down.sizes(), (std::vector<int64_t>{8, 32}));
+  EXPECT_EQ(inter->up.sizes(), (std::vector<int64_t>{64, 8}));
+  const LoraFactors* out = a->Find(LinearId{0, LinearKind::kOutput});
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(out->down.sizes(), (std::vector<int64_t>{8, 64}));
+}
+
+TEST(AdapterHookTest, PerRowRanksEqualSeparateSingleRankForwards) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  auto adapter = RandomAdapter(*encoder);
+  auto golden = LoadGoldenLogits();
+  at::Tensor ranks = at::tensor({2, 8, 5}, at::kLong);
+  auto mixed_hook = AdapterHook::Create(*adapter, RankSpec::PerRow(ranks));
+  ASSERT_TRUE(mixed_hook.ok()) << mixed_hook.status();
+  at::Tensor mixed = Hidden(*encoder, golden.inputs, mixed_hook->get());
+  for (int64_t i = 0; i < 3; ++i) {
+    auto single = AdapterHook::Create(*adapter,
+                                      RankSpec::Single(ranks[i].item<int64_t>()));
+    ASSERT_TRUE(single.ok());
+    at::Tensor h = Hidden(*encoder, golden.inputs, single->get());
+    EXPECT_LE(MaxAbsDiff(mixed[i], h[i]), 1e-5) << "row " << i;
+  }
+}
+
+TEST(AdapterHookTest, RanksAreValidated) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  auto adapter = RandomAdapter(*encoder);
+  for (int64_t bad : {0, 9}) {
+    auto hook = AdapterHook::Create(*adapter, RankSpec::Single(bad));
+    ASSERT_FALSE(hook.ok());
+    EXPECT_EQ(hook.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(AdapterHook::Create(*adapter, RankSpec::Single(9)).status().message(),
+            "rank 9 is outside this adapter's range [1, 8]");
+  EXPECT_FALSE(
+      AdapterHook::Create(*adapter, RankSpec::PerRow(at::tensor({1, 9}, at::kLong)))
+          .ok());
+  EXPECT_FALSE(TrainingHook::Create(*adapter, 0).ok());
+  EXPECT_FALSE(MergedWeights(*adapter, *encoder, 9).ok());
+  AdapterConfig narrow;
+  narrow.r_min = 3;
+  auto b = RandomAdapter(*encoder, narrow);
+  EXPECT_FALSE(AdapterHook::Create(*b, RankSpec::Single(2)).ok());
+  EXPECT_TRUE(AdapterHook::Create(*b, RankSpec::Single(3)).ok());
+}
+
+TEST(AdapterHookTest, MergedWeightsEqualTruncatedPath) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  auto adapter = RandomAdapter(*encoder);
+  auto golden = LoadGoldenLogits();
+  c10::InferenceMode inference;
+  for (int64_t b = 1; b <= 8; ++b) {
+    auto merged = MergedWeights(*adapter, *encoder, b);
+    ASSERT_TRUE(merged.ok()) << merged.status();
+    ASSERT_EQ(merged->size(), 4u);
+    MergedWeightsHook merged_hook(*merged);
+    auto truncated = AdapterHook::Create(*adapter, RankSpec::Single(b));
+    ASSERT_TRUE(truncated.ok());
+    EXPECT_LE(MaxAbsDiff(Hidden(*encoder, golden.inputs, &merged_hook),
+                         Hidden(*encoder, golden.inputs, truncated->get())),
+              1e-5)
+        << "rank " << b;
+  }
+}
+
+TEST(TrainingHookTest, FrozenModeGradientsOnlyAtRowB) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  auto adapter = RandomAdapter(*encoder);
+  adapter->SetRequiresGrad(true);
+  auto golden = LoadGoldenLogits();
+  const int64_t b = 4;
+  for (UpdateMode mode : {UpdateMode::kFrozen, UpdateMode::kFull}) {
+    for (at::Tensor& p : adapter->TrainableParameters()) {
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+    auto hook = TrainingHook::Create(*adapter, b, mode);
+    ASSERT_TRUE(hook.ok());
+    auto head = adapter->BuildHead(*encoder);
+    ASSERT_TRUE(head.ok()) << head.status();
+    auto out = encoder->Forward(golden.inputs, hook->get());
+    ASSERT_TRUE(out.ok());
+    auto logits = head->Forward(*out);
+    ASSERT_TRUE(logits.ok());
+    logits->pow(2).sum().backward();
+    for (const auto& [id, f] : adapter->factors()) {
+      ASSERT_TRUE(f.down.grad().defined());
+      for (int64_t k = 0; k < 8; ++k) {
+        const double row = f.down.grad()[k].abs().max().item<double>();
+        const double col = f.up.grad().select(1, k).abs().max().item<double>();
+        const bool live = mode == UpdateMode::kFrozen ? k == b - 1 : k < b;
+        if (live) {
+          EXPECT_GT(row, 0) << id.ModulePath() << " row " << k;
+          EXPECT_GT(col, 0) << id.ModulePath() << " col " << k;
+        } else {
+          EXPECT_EQ(row, 0) << id.ModulePath() << " row " << k;
+          EXPECT_EQ(col, 0) << id.ModulePath() << " col " << k;
+        }
+      }
+    }
+  }
+}
+
+TEST(DyLoraAdapterTest, RefusesWrongBackbone) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  auto adapter = RandomAdapter(*encoder);
+  // Same shapes, different fingerprint.
+  AdapterConfig config = adapter->config();
+  config.base_model_fingerprint = "0123456789abcdef";
+  std::vector<std::pair<LinearId, LoraFactors>> factors = adapter->factors();
+  auto other = DyLoraAdapter::FromParts(config, factors, adapter->head());
+  ASSERT_TRUE(other.ok());
+  absl::Status s = (*other)->ValidateAgainst(*encoder);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("0123456789abcdef"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr(encoder->fingerprint()));
+  // A layer the backbone does not have.
+  config.base_model_fingerprint = "";
+  factors.push_back({LinearId{5, LinearKind::kQuery}, factors[0].second});
+  auto deep = DyLoraAdapter::FromParts(config, factors, adapter->head());
+  ASSERT_TRUE(deep.ok());
+  EXPECT_THAT(std::string((*deep)->ValidateAgainst(*encoder).message()),
+              HasSubstr("encoder.layer.5.attention.self.query"));
+  // Wrong head width.
+  DyLoraAdapter::NamedTensors head = {{"classifier.weight", at::zeros({3, 16})},
+                                      {"classifier.bias", at::zeros({3})}};
+  auto bad_head = DyLoraAdapter::FromParts(config, adapter->factors(), head);
+  ASSERT_TRUE(bad_head.ok());
+  EXPECT_FALSE((*bad_head)->ValidateAgainst(*encoder).ok());
+}
+
+TEST(DyLoraAdapterTest, FromPartsRejectsInconsistentParts) {
+  AdapterConfig config;
+  LoraFactors f{at::zeros({8, 32}), at::zeros({32, 8})};
+  EXPECT_TRUE(DyLoraAdapter::FromParts(config, {{LinearId{0}, f}}, {}).ok());
+  EXPECT_FALSE(DyLoraAdapter::FromParts(config, {}, {}).ok());
+  EXPECT_FALSE(
+      DyLoraAdapter::FromParts(config, {{LinearId{0}, f}, {LinearId{0}, f}}, {}).ok());
+  LoraFactors wrong_r{at::zeros({4, 32}), at::zeros({32, 4})};
+  EXPECT_FALSE(DyLoraAdapter::FromParts(config, {{LinearId{0}, wrong_r}}, {}).ok());
+  LoraFactors mismatched{at::zeros({8, 32}), at::zeros({32, 7})};
+  EXPECT_FALSE(DyLoraAdapter::FromParts(config, {{LinearId{0}, mismatched}}, {}).ok());
+  AdapterConfig bad_alpha;
+  bad_alpha.alpha = 0;
+  EXPECT_FALSE(DyLoraAdapter::FromParts(bad_alpha, {{LinearId{0}, f}}, {}).ok());
+  AdapterConfig bad_range;
+  bad_range.r_min = 9;
+  EXPECT_FALSE(DyLoraAdapter::FromParts(bad_range, {{LinearId{0}, f}}, {}).ok());
+}
+
+TEST(RankMetricsTest, RecommendsBestAndSmallestWithinTolerance) {
+  RankMetrics m;
+  m.values = {{1, 0.80}, {2, 0.86}, {3, 0.87}, {4, 0.88}, {8, 0.88}};
+  m.Recommend(0.015);
+  EXPECT_EQ(m.best_rank, 4);  // ties go to the lower rank
+  EXPECT_EQ(m.smallest_rank_within_tolerance, 3);
+  m.higher_is_better = false;  // e.g. a loss
+  m.Recommend(0.0);
+  EXPECT_EQ(m.best_rank, 1);
+  EXPECT_EQ(m.smallest_rank_within_tolerance, 1);
+  RankMetrics empty;
+  empty.Recommend(0.1);
+  EXPECT_FALSE(empty.best_rank.has_value());
+}
+
+TEST(ParseLinearKindTest, RoundTrip) {
+  for (LinearKind k : {LinearKind::kQuery, LinearKind::kKey, LinearKind::kValue,
+                       LinearKind::kAttentionOutput, LinearKind::kIntermediate,
+                       LinearKind::kOutput}) {
+    EXPECT_EQ(*ParseLinearKind(LinearKindName(k)), k);
+  }
+  EXPECT_FALSE(ParseLinearKind("dense").ok());
+}
+
+}  // namespace
+}  // namespace dylora

@@ -1,0 +1,495 @@
+// Encoder behaviour beyond numerics: bad checkpoints, bad inputs, the
+// LinearHook seam, autograd, InferenceMode and concurrent use.
+#include "core/model/encoder.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "core/io/torch_tensors.h"
+#include "core/util/file_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/model/model_test_util.h"
+#include "tests/test_paths.h"
+
+namespace dylora {
+namespace {
+
+using ::dylora::testing::LoadFixtureTensors;
+using ::dylora::testing::ModelFixture;
+using ::dylora::testing::ScopedTempDir;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+std::string TinyBert() { return ModelFixture("tiny-bert"); }
+
+std::unique_ptr<Encoder> LoadTiny(const std::string& dir = TinyBert()) {
+  auto encoder = Encoder::Load(dir);
+  EXPECT_TRUE(encoder.ok()) << encoder.status();
+  return encoder.ok() ? *std::move(encoder) : nullptr;
+}
+
+EncoderInputs SomeInputs() {
+  at::Tensor ids =
+      at::tensor({5, 17, 42, 99, 3, 8, 12, 0}, at::kLong).view({2, 4});
+  at::Tensor mask =
+      at::tensor({1, 1, 1, 1, 1, 1, 1, 0}, at::kLong).view({2, 4});
+  at::Tensor types =
+      at::tensor({0, 0, 1, 1, 0, 1, 1, 0}, at::kLong).view({2, 4});
+  return {ids, types, mask};
+}
+
+// ---- checkpoints ----
+
+TEST(EncoderLoadTest, ReportsAllCheckpointProblemsInOneError) {
+  auto config = LoadEncoderConfig(TinyBert());
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto tensors = LoadFixtureTensors(TinyBert() + "/model.safetensors");
+  tensors.erase("encoder.layer.1.attention.self.key.bias");
+  tensors["encoder.layer.0.attention.self.extra.weight"] = at::zeros({2, 2});
+  tensors["encoder.layer.0.intermediate.dense.weight"] = at::zeros({36, 32});
+
+  // Through a real model directory, as a user would hit it.
+  ScopedTempDir dir;
+  std::vector<std::pair<std::string, at::Tensor>> list(tensors.begin(),
+                                                       tensors.end());
+  ASSERT_TRUE(SaveTensors(dir.path() + "/model.safetensors", list).ok());
+  std::filesystem::copy_file(TinyBert() + "/config.json",
+                             dir.path() + "/config.json");
+  auto encoder = Encoder::Load(dir.path());
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_EQ(encoder.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      std::string(encoder.status().message()),
+      AllOf(
+          HasSubstr("model.safetensors"),
+          HasSubstr("encoder.layer.1.attention.self.key.bias (expected [32])"),
+          HasSubstr("encoder.layer.0.attention.self.extra.weight [2, 2]"),
+          HasSubstr(
+              "encoder.layer.0.intermediate.dense.weight: expected [37, 32], "
+              "found [36, 32]")));
+}
+
+TEST(EncoderLoadTest, HalfAPoolerIsMissingNotIgnored) {
+  auto config = LoadEncoderConfig(TinyBert());
+  ASSERT_TRUE(config.ok());
+  auto tensors = LoadFixtureTensors(TinyBert() + "/model.safetensors");
+  tensors.erase("pooler.dense.bias");
+  auto encoder = Encoder::FromTensors(*config, tensors);
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_THAT(std::string(encoder.status().message()),
+              HasSubstr("pooler.dense.bias"));
+
+  tensors.erase("pooler.dense.weight");
+  encoder = Encoder::FromTensors(*config, tensors);
+  ASSERT_TRUE(encoder.ok()) << encoder.status();
+  EXPECT_FALSE((*encoder)->has_pooler());
+  auto out = (*encoder)->Forward(SomeInputs());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_FALSE(out->pooler_output.defined());
+}
+
+TEST(EncoderLoadTest, NonFloatingWeightIsRejected) {
+  auto config = LoadEncoderConfig(TinyBert());
+  ASSERT_TRUE(config.ok());
+  auto tensors = LoadFixtureTensors(TinyBert() + "/model.safetensors");
+  tensors["embeddings.LayerNorm.bias"] = at::zeros({32}, at::kInt);
+  auto encoder = Encoder::FromTensors(*config, tensors);
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_THAT(
+      std::string(encoder.status().message()),
+      HasSubstr("embeddings.LayerNorm.bias: expected a floating dtype"));
+}
+
+TEST(EncoderLoadTest, HandBuiltConfigIsValidated) {
+  auto config = LoadEncoderConfig(TinyBert());
+  ASSERT_TRUE(config.ok());
+  auto tensors = LoadFixtureTensors(TinyBert() + "/model.safetensors");
+  EncoderConfig bad = *config;
+  bad.num_attention_heads = 0;
+  auto encoder = Encoder::FromTensors(bad, tensors);
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_THAT(std::string(encoder.status().message()),
+              HasSubstr("num_attention_heads = 0"));
+  bad = *config;
+  bad.num_attention_heads = 5;
+  encoder = Encoder::FromTensors(bad, tensors);
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_THAT(std::string(encoder.status().message()),
+              HasSubstr("not divisible"));
+}
+
+TEST(EncoderLoadTest, DirectoryWithoutConfigFails) {
+  ScopedTempDir dir;
+  std::filesystem::copy_file(TinyBert() + "/model.safetensors",
+                             dir.path() + "/model.safetensors");
+  auto encoder = Encoder::Load(dir.path());
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_THAT(std::string(encoder.status().message()),
+              HasSubstr("config.json"));
+}
+
+TEST(EncoderLoadTest, DirectoryWithoutWeightsFails) {
+  ScopedTempDir dir;
+  std::filesystem::copy_file(TinyBert() + "/config.json",
+                             dir.path() + "/config.json");
+  auto encoder = Encoder::Load(dir.path());
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_EQ(encoder.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(encoder.status().message()),
+              HasSubstr("model.safetensors"));
+}
+
+TEST(EncoderLoadTest, MissingDirectoryFails) {
+  auto encoder = Encoder::Load("/nonexistent/dylora/model");
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_EQ(encoder.status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(EncoderLoadTest, TruncatedWeightsFileFails) {
+  ScopedTempDir dir;
+  std::filesystem::copy_file(TinyBert() + "/config.json",
+                             dir.path() + "/config.json");
+  auto bytes = ReadFileToString(TinyBert() + "/model.safetensors");
+  ASSERT_TRUE(bytes.ok());
+  ASSERT_TRUE(WriteFileAtomically(dir.path() + "/model.safetensors",
+                                  bytes->substr(0, bytes->size() / 2))
+                  .ok());
+  EXPECT_FALSE(Encoder::Load(dir.path()).ok());
+}
+
+// ---- inputs ----
+
+TEST(EncoderForwardTest, IdsOutOfVocabAreInvalidArgument) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  EncoderInputs in = SomeInputs();
+  in.input_ids[0][1] = 100;  // vocab_size is 100
+  auto out = encoder->Forward(in);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(out.status().message()),
+              AllOf(HasSubstr("input_ids"), HasSubstr("vocab_size")));
+  in.input_ids[0][1] = -1;
+  EXPECT_EQ(encoder->Forward(in).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EncoderForwardTest, TokenTypesOutOfRangeAreInvalidArgument) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  EncoderInputs in = SomeInputs();
+  in.token_type_ids[1][0] = 2;  // type_vocab_size is 2
+  auto out = encoder->Forward(in);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("token_type_ids"));
+}
+
+TEST(EncoderForwardTest, MismatchedShapesAreInvalidArgument) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  EncoderInputs in = SomeInputs();
+  in.attention_mask = at::ones({2, 5}, at::kLong);
+  auto out = encoder->Forward(in);
+  ASSERT_FALSE(out.ok());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(out.status().message()),
+              AllOf(HasSubstr("attention_mask"), HasSubstr("[2, 5]")));
+
+  in = SomeInputs();
+  in.token_type_ids = at::zeros({4, 2}, at::kLong);
+  EXPECT_EQ(encoder->Forward(in).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  in = SomeInputs();
+  in.input_ids = in.input_ids.flatten();
+  in.token_type_ids = at::Tensor();
+  in.attention_mask = at::Tensor();
+  EXPECT_EQ(encoder->Forward(in).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  EXPECT_EQ(encoder->Forward(EncoderInputs{}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  in = SomeInputs();
+  in.input_ids = in.input_ids.to(at::kFloat);
+  EXPECT_EQ(encoder->Forward(in).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  in = SomeInputs();
+  in.attention_mask = in.attention_mask * 2;
+  EXPECT_EQ(encoder->Forward(in).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  in.input_ids = at::zeros({0, 4}, at::kLong);
+  in.token_type_ids = in.attention_mask = at::Tensor();
+  EXPECT_EQ(encoder->Forward(in).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EncoderForwardTest, SequenceLongerThanPositionsIsInvalidArgument) {
+  for (const std::string name : {"tiny-bert", "tiny-roberta"}) {
+    SCOPED_TRACE(name);
+    auto encoder = LoadTiny(ModelFixture(name));
+    ASSERT_NE(encoder, nullptr);
+    const int64_t max_len = encoder->max_sequence_length();
+    EXPECT_EQ(max_len, name == "tiny-bert" ? 64 : 62);
+    EncoderInputs in{at::full({1, max_len}, 5, at::kLong), {}, {}};
+    EXPECT_TRUE(encoder->Forward(in).ok());
+    in.input_ids = at::full({1, max_len + 1}, 5, at::kLong);
+    auto out = encoder->Forward(in);
+    ASSERT_FALSE(out.ok());
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(out.status().message()),
+                HasSubstr("sequence length"));
+  }
+}
+
+TEST(EncoderForwardTest, DefaultsEqualExplicitZeroTypesAndFullMask) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  at::Tensor ids = SomeInputs().input_ids;
+  auto implicit = encoder->Forward({ids, {}, {}});
+  auto explicit_ = encoder->Forward(
+      {ids, at::zeros_like(ids), at::ones_like(ids, at::kBool)});
+  ASSERT_TRUE(implicit.ok() && explicit_.ok());
+  EXPECT_TRUE(
+      at::allclose(implicit->last_hidden_state, explicit_->last_hidden_state));
+  // int32 ids are accepted as well.
+  auto narrow = encoder->Forward({ids.to(at::kInt), {}, {}});
+  ASSERT_TRUE(narrow.ok()) << narrow.status();
+  EXPECT_TRUE(
+      at::equal(implicit->last_hidden_state, narrow->last_hidden_state));
+}
+
+TEST(EncoderForwardTest, PaddingDoesNotChangeRealTokens) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  at::Tensor ids = at::tensor({7, 8, 9}, at::kLong).view({1, 3});
+  auto alone = encoder->Forward({ids, {}, {}});
+  at::Tensor padded = at::tensor({7, 8, 9, 0, 0}, at::kLong).view({1, 5});
+  at::Tensor mask = at::tensor({1, 1, 1, 0, 0}, at::kLong).view({1, 5});
+  auto with_pad = encoder->Forward({padded, {}, mask});
+  ASSERT_TRUE(alone.ok() && with_pad.ok());
+  EXPECT_TRUE(at::allclose(alone->last_hidden_state,
+                           with_pad->last_hidden_state.slice(1, 0, 3), 1e-5,
+                           1e-5));
+}
+
+// ---- the LinearHook seam ----
+
+// Plain linear that records which layers it was asked for.
+class RecordingHook : public LinearHook {
+ public:
+  at::Tensor Apply(const LinearId& id, const at::Tensor& x,
+                   const at::Tensor& weight,
+                   const at::Tensor& bias) const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    calls_.push_back(id);
+    return at::linear(x, weight, bias);
+  }
+  std::vector<LinearId> calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::vector<LinearId> calls_;
+};
+
+TEST(EncoderHookTest, HookSeesEveryAdaptableLinearOnceInOrder) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  RecordingHook hook;
+  auto hooked = encoder->Forward(SomeInputs(), &hook);
+  auto plain = encoder->Forward(SomeInputs());
+  ASSERT_TRUE(hooked.ok() && plain.ok());
+  EXPECT_TRUE(at::equal(hooked->last_hidden_state, plain->last_hidden_state));
+
+  std::vector<LinearKind> all(std::begin(kAllLinearKinds),
+                              std::end(kAllLinearKinds));
+  const std::vector<LinearId> expected = encoder->LinearIds(all);
+  ASSERT_EQ(expected.size(), 12u);  // 2 layers x 6
+  EXPECT_EQ(hook.calls(), expected);
+  EXPECT_EQ(expected[7].ModulePath(), "encoder.layer.1.attention.self.key");
+  EXPECT_EQ(expected[9].ModulePath(), "encoder.layer.1.attention.output.dense");
+  EXPECT_EQ(LinearKindName(LinearKind::kAttentionOutput), "attention.output");
+
+  const std::vector<LinearId> qv =
+      encoder->LinearIds({LinearKind::kValue, LinearKind::kQuery});
+  ASSERT_EQ(qv.size(), 4u);
+  EXPECT_EQ(qv[0], (LinearId{0, LinearKind::kQuery}));
+  EXPECT_EQ(qv[3], (LinearId{1, LinearKind::kValue}));
+}
+
+TEST(EncoderHookTest, WeightAccessorsMatchTheHookArguments) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  const LinearId id{1, LinearKind::kIntermediate};
+  auto w = encoder->LinearWeight(id);
+  auto b = encoder->LinearBias(id);
+  ASSERT_TRUE(w.ok() && b.ok());
+  EXPECT_EQ(w->sizes(), (at::IntArrayRef{37, 32}));
+  EXPECT_EQ(b->sizes(), (at::IntArrayRef{37}));
+  EXPECT_FALSE(w->requires_grad());
+  EXPECT_EQ(encoder->InFeatures(LinearKind::kOutput), 37);
+  EXPECT_EQ(encoder->OutFeatures(LinearKind::kOutput), 32);
+  EXPECT_EQ(encoder->OutFeatures(LinearKind::kIntermediate), 37);
+  auto tensors = LoadFixtureTensors(TinyBert() + "/model.safetensors");
+  EXPECT_TRUE(
+      at::equal(*w, tensors.at("encoder.layer.1.intermediate.dense.weight")));
+  EXPECT_EQ(encoder->LinearWeight({2, LinearKind::kQuery}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(encoder->weights().NamedTensors().size(), tensors.size());
+}
+
+// A LoRA-style hook: y = x W^T + b + x A^T B^T on one layer.
+class LowRankHook : public LinearHook {
+ public:
+  LowRankHook(LinearId target, at::Tensor a, at::Tensor b)
+      : target_(target), a_(std::move(a)), b_(std::move(b)) {}
+  at::Tensor Apply(const LinearId& id, const at::Tensor& x,
+                   const at::Tensor& weight,
+                   const at::Tensor& bias) const override {
+    at::Tensor y = at::linear(x, weight, bias);
+    if (id == target_) y = y + at::linear(at::linear(x, a_), b_);
+    return y;
+  }
+
+ private:
+  LinearId target_;
+  at::Tensor a_, b_;
+};
+
+TEST(EncoderHookTest, GradientsFlowIntoHookTensorsOnly) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  at::Tensor a = (at::randn({2, 32}) * 0.1).set_requires_grad(true);
+  at::Tensor b = (at::randn({32, 2}) * 0.1).set_requires_grad(true);
+  LowRankHook hook({0, LinearKind::kValue}, a, b);
+  auto out = encoder->Forward(SomeInputs(), &hook);
+  ASSERT_TRUE(out.ok()) << out.status();
+  out->pooler_output.sum().backward();
+  ASSERT_TRUE(a.grad().defined());
+  ASSERT_TRUE(b.grad().defined());
+  EXPECT_GT(a.grad().abs().sum().item<double>(), 0.0);
+  EXPECT_GT(b.grad().abs().sum().item<double>(), 0.0);
+  for (const auto& [name, t] : encoder->weights().NamedTensors()) {
+    EXPECT_FALSE(t.grad().defined()) << name;
+  }
+  // And the update changes the output.
+  auto plain = encoder->Forward(SomeInputs());
+  ASSERT_TRUE(plain.ok());
+  EXPECT_FALSE(
+      at::allclose(plain->last_hidden_state, out->last_hidden_state.detach()));
+}
+
+class WrongShapeHook : public LinearHook {
+ public:
+  at::Tensor Apply(const LinearId&, const at::Tensor& x, const at::Tensor&,
+                   const at::Tensor&) const override {
+    return x.narrow(-1, 0, 3);
+  }
+};
+
+class ThrowingHook : public LinearHook {
+ public:
+  at::Tensor Apply(const LinearId&, const at::Tensor&, const at::Tensor&,
+                   const at::Tensor&) const override {
+    throw std::runtime_error("hook exploded");
+  }
+};
+
+TEST(EncoderHookTest, BrokenHooksBecomeStatuses) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  WrongShapeHook wrong;
+  auto out = encoder->Forward(SomeInputs(), &wrong);
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(std::string(out.status().message()),
+              HasSubstr("LinearHook for encoder.layer.0.attention.self.query"));
+  ThrowingHook throwing;
+  out = encoder->Forward(SomeInputs(), &throwing);
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("hook exploded"));
+}
+
+// ---- modes and threads ----
+
+TEST(EncoderModeTest, InferenceModeGivesIdenticalResults) {
+  auto encoder = LoadTiny(ModelFixture("tiny-roberta"));
+  ASSERT_NE(encoder, nullptr);
+  EncoderInputs in = SomeInputs();
+  in.token_type_ids = at::Tensor();  // RoBERTa has one token type
+  auto normal = encoder->Forward(in);
+  ASSERT_TRUE(normal.ok()) << normal.status();
+  c10::InferenceMode guard;
+  RecordingHook hook;
+  auto inference = encoder->Forward(in, &hook);
+  ASSERT_TRUE(inference.ok()) << inference.status();
+  EXPECT_TRUE(inference->last_hidden_state.is_inference());
+  EXPECT_TRUE(
+      at::equal(normal->last_hidden_state, inference->last_hidden_state));
+  EXPECT_TRUE(at::equal(normal->pooler_output, inference->pooler_output));
+}
+
+TEST(EncoderModeTest, LoadingUnderInferenceModeStillAllowsAutograd) {
+  std::unique_ptr<Encoder> encoder;
+  {
+    c10::InferenceMode guard;
+    encoder = LoadTiny();
+  }
+  ASSERT_NE(encoder, nullptr);
+  at::Tensor a = (at::randn({2, 32}) * 0.1).set_requires_grad(true);
+  LowRankHook hook({1, LinearKind::kQuery}, a, at::randn({32, 2}) * 0.1);
+  auto out = encoder->Forward(SomeInputs(), &hook);
+  ASSERT_TRUE(out.ok()) << out.status();
+  out->last_hidden_state.sum().backward();
+  EXPECT_TRUE(a.grad().defined());
+}
+
+TEST(EncoderModeTest, ConcurrentForwardsAgree) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  auto reference = encoder->Forward(SomeInputs());
+  ASSERT_TRUE(reference.ok());
+  std::vector<at::Tensor> results(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < results.size(); ++t) {
+    threads.emplace_back([&, t] {
+      c10::InferenceMode guard;
+      for (int i = 0; i < 5; ++i) {
+        auto out = encoder->Forward(SomeInputs());
+        if (out.ok()) results[t] = out->last_hidden_state;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const at::Tensor& r : results) {
+    ASSERT_TRUE(r.defined());
+    EXPECT_TRUE(at::allclose(r, reference->last_hidden_state, 1e-6, 1e-6));
+  }
+}
+
+TEST(EncoderModeTest, DoublePrecisionAgreesWithFloat) {
+  auto f32 = LoadTiny();
+  auto f64 = Encoder::Load(TinyBert(), {.dtype = c10::kDouble});
+  ASSERT_TRUE(f64.ok()) << f64.status();
+  auto a = f32->Forward(SomeInputs());
+  auto b = (*f64)->Forward(SomeInputs());
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(b->last_hidden_state.scalar_type(), at::kDouble);
+  EXPECT_TRUE(at::allclose(a->last_hidden_state.to(at::kDouble),
+                           b->last_hidden_state, 1e-5, 1e-5));
+  EXPECT_FALSE(Encoder::Load(TinyBert(), {.dtype = c10::kLong}).ok());
+}
+
+}  // namespace
+}  // namespace dylora
