@@ -6,6 +6,7 @@
 //   mixed       one rank per batch row, 1..8     (mixed-rank batch)
 // Run: build/bench/dylora_linear_bench [--benchmark_min_time=1s]
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include "bench/ratio_reporter.h"

@@ -7,6 +7,7 @@
 // Needs the real model (scripts/bootstrap.sh). Run:
 //   build/bench/encoder_bench [--benchmark_min_time=2s]
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 
 #include <cstdio>

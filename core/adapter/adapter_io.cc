@@ -124,7 +124,11 @@ absl::Status WriteAdapter(const DyLoraAdapter& adapter, int64_t rank,
       tensors.push_back({LoraName(c.family, id, 'B'),
                          f.up.detach().narrow(1, 0, rank).contiguous()});
     }
-    for (const auto& [name, t] : adapter.head()) {
+    // Head tensors sorted by name (as PEFT writes them), so a loaded and
+    // re-saved adapter is byte-identical.
+    std::map<std::string, at::Tensor> head(adapter.head().begin(),
+                                           adapter.head().end());
+    for (const auto& [name, t] : head) {
       tensors.push_back({absl::StrCat(kPeftRoot, name), t.detach()});
     }
   }));

@@ -14,7 +14,8 @@ bool IsWordChar(char32_t c) { return unicode::IsAlphanumeric(c) || c == U'_'; }
 AddedVocabulary::AddedVocabulary(const std::vector<AddedToken>& tokens)
     : tokens_(tokens) {
   for (size_t i = 0; i < tokens_.size(); ++i) {
-    absl::StatusOr<std::u32string> text = unicode::DecodeUtf8(tokens_[i].content);
+    absl::StatusOr<std::u32string> text =
+        unicode::DecodeUtf8(tokens_[i].content);
     if (!text.ok() || text->empty()) continue;  // validated by the loader
     auto& map = tokens_[i].normalized ? normalized_ : raw_;
     map[(*text)[0]].push_back(Pattern{*std::move(text), i});

@@ -22,9 +22,9 @@ absl::StatusOr<Bpe::Merge> SplitMerge(absl::string_view line, size_t number,
   if (space == absl::string_view::npos || space == 0 ||
       space + 1 == line.size() ||
       line.find(' ', space + 1) != absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        context, ": merge ", number, " (\"", line,
-        "\") must be two tokens separated by one space"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": merge ", number, " (\"", line,
+                     "\") must be two tokens separated by one space"));
   }
   return Bpe::Merge(std::string(line.substr(0, space)),
                     std::string(line.substr(space + 1)));
@@ -32,16 +32,16 @@ absl::StatusOr<Bpe::Merge> SplitMerge(absl::string_view line, size_t number,
 
 absl::StatusOr<BpeOptions> OptionsFromJson(const nlohmann::json& model) {
   BpeOptions options;
-  DYLORA_ASSIGN_OR_RETURN(options.unk_token,
-                          json_util::GetOptionalString(model, "unk_token", "model"));
-  DYLORA_ASSIGN_OR_RETURN(
-      options.continuing_subword_prefix,
-      json_util::GetOptionalString(model, "continuing_subword_prefix", "model"));
+  DYLORA_ASSIGN_OR_RETURN(options.unk_token, json_util::GetOptionalString(
+                                                 model, "unk_token", "model"));
+  DYLORA_ASSIGN_OR_RETURN(options.continuing_subword_prefix,
+                          json_util::GetOptionalString(
+                              model, "continuing_subword_prefix", "model"));
   DYLORA_ASSIGN_OR_RETURN(
       options.end_of_word_suffix,
       json_util::GetOptionalString(model, "end_of_word_suffix", "model"));
-  DYLORA_ASSIGN_OR_RETURN(options.fuse_unk,
-                          json_util::GetBool(model, "fuse_unk", "model", false));
+  DYLORA_ASSIGN_OR_RETURN(
+      options.fuse_unk, json_util::GetBool(model, "fuse_unk", "model", false));
   DYLORA_ASSIGN_OR_RETURN(
       options.byte_fallback,
       json_util::GetBool(model, "byte_fallback", "model", false));
@@ -66,12 +66,13 @@ absl::StatusOr<std::unique_ptr<Bpe>> Bpe::Create(
   if (options.unk_token.has_value()) {
     bpe->unk_id_ = bpe->vocab_.Find(*options.unk_token);
     if (!bpe->unk_id_.has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "BPE: unknown token \"", *options.unk_token,
-          "\" is not in the vocab"));
+      return absl::InvalidArgumentError(absl::StrCat("BPE: unknown token \"",
+                                                     *options.unk_token,
+                                                     "\" is not in the vocab"));
     }
   }
-  if (merges.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
+  if (merges.size() >
+      static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
     return absl::InvalidArgumentError("BPE: too many merges");
   }
   const size_t prefix_len = options.continuing_subword_prefix.has_value()
@@ -92,17 +93,18 @@ absl::StatusOr<std::unique_ptr<Bpe>> Bpe::Create(
     std::optional<int32_t> new_id = bpe->vocab_.Find(merged);
     if (!new_id.has_value()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "BPE: merge ", rank + 1, " (\"", a, " ", b, "\") produces \"",
-          merged, "\" which is not in the vocab"));
+          "BPE: merge ", rank + 1, " (\"", a, " ", b, "\") produces \"", merged,
+          "\" which is not in the vocab"));
     }
     // A repeated merge takes its last rank, as in `tokenizers`.
-    bpe->merges_.insert_or_assign(PairKey(*a_id, *b_id),
-                             MergeInfo{static_cast<int32_t>(rank), *new_id});
+    bpe->merges_.insert_or_assign(
+        PairKey(*a_id, *b_id), MergeInfo{static_cast<int32_t>(rank), *new_id});
   }
   return bpe;
 }
 
-absl::StatusOr<std::unique_ptr<Bpe>> Bpe::FromJson(const nlohmann::json& model) {
+absl::StatusOr<std::unique_ptr<Bpe>> Bpe::FromJson(
+    const nlohmann::json& model) {
   DYLORA_ASSIGN_OR_RETURN(BpeOptions options, OptionsFromJson(model));
   DYLORA_ASSIGN_OR_RETURN(const nlohmann::json* vocab_json,
                           json_util::GetObject(model, "vocab", "model"));
@@ -116,16 +118,16 @@ absl::StatusOr<std::unique_ptr<Bpe>> Bpe::FromJson(const nlohmann::json& model) 
     const nlohmann::json& m = (*merges_json)[i];
     if (m.is_string()) {
       DYLORA_ASSIGN_OR_RETURN(
-          Merge merge, SplitMerge(m.get_ref<const std::string&>(), i + 1,
-                                  "model.merges"));
+          Merge merge,
+          SplitMerge(m.get_ref<const std::string&>(), i + 1, "model.merges"));
       merges.push_back(std::move(merge));
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() &&
                m[1].is_string()) {
       merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model.merges: merge ", i + 1,
-          " must be a string \"a b\" or an array [\"a\", \"b\"]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.merges: merge ", i + 1,
+                       " must be a string \"a b\" or an array [\"a\", \"b\"]"));
     }
   }
   return Create(std::move(vocab), merges, options);
@@ -136,7 +138,8 @@ absl::StatusOr<std::unique_ptr<Bpe>> Bpe::FromVocabAndMerges(
     const BpeOptions& options) {
   DYLORA_ASSIGN_OR_RETURN(nlohmann::json json,
                           json_util::Parse(vocab_json, "vocab.json"));
-  DYLORA_ASSIGN_OR_RETURN(Vocab vocab, Vocab::FromJsonObject(json, "vocab.json"));
+  DYLORA_ASSIGN_OR_RETURN(Vocab vocab,
+                          Vocab::FromJsonObject(json, "vocab.json"));
   std::vector<Merge> merges;
   size_t pos = 0;
   size_t line_number = 0;
@@ -148,9 +151,8 @@ absl::StatusOr<std::unique_ptr<Bpe>> Bpe::FromVocabAndMerges(
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || line.substr(0, 8) == "#version") continue;
-    DYLORA_ASSIGN_OR_RETURN(
-        Merge merge,
-        SplitMerge(line, line_number, "merges.txt"));
+    DYLORA_ASSIGN_OR_RETURN(Merge merge,
+                            SplitMerge(line, line_number, "merges.txt"));
     merges.push_back(std::move(merge));
   }
   return Create(std::move(vocab), merges, options);

@@ -14,8 +14,8 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
 #include "core/tokenizer/model.h"
+#include "nlohmann/json.hpp"
 
 namespace dylora {
 
@@ -51,8 +51,8 @@ class Bpe : public TokenizerModel {
     int32_t rank;
     int32_t new_id;
   };
-  Bpe(Vocab vocab, BpeOptions options) : vocab_(std::move(vocab)),
-                                         options_(std::move(options)) {}
+  Bpe(Vocab vocab, BpeOptions options)
+      : vocab_(std::move(vocab)), options_(std::move(options)) {}
 
   Vocab vocab_;
   BpeOptions options_;

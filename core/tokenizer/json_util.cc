@@ -18,20 +18,18 @@ absl::Status Missing(absl::string_view key, absl::string_view context) {
 
 absl::Status WrongType(absl::string_view key, absl::string_view context,
                        absl::string_view expected) {
-  return absl::InvalidArgumentError(absl::StrCat(
-      context, ": field \"", key, "\" must be ", expected));
+  return absl::InvalidArgumentError(
+      absl::StrCat(context, ": field \"", key, "\" must be ", expected));
 }
 
 }  // namespace
 
 absl::StatusOr<nlohmann::json> Parse(absl::string_view text,
                                      absl::string_view what) {
-  nlohmann::json json = nlohmann::json::parse(text.begin(), text.end(),
-                                              nullptr,
+  nlohmann::json json = nlohmann::json::parse(text.begin(), text.end(), nullptr,
                                               /*allow_exceptions=*/false);
   if (json.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": malformed JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(what, ": malformed JSON"));
   }
   return json;
 }
@@ -75,8 +73,7 @@ absl::StatusOr<std::optional<bool>> GetOptionalBool(const nlohmann::json& obj,
   return std::optional<bool>(v->get<bool>());
 }
 
-absl::StatusOr<int64_t> GetInt(const nlohmann::json& obj,
-                               absl::string_view key,
+absl::StatusOr<int64_t> GetInt(const nlohmann::json& obj, absl::string_view key,
                                absl::string_view context,
                                std::optional<int64_t> fallback) {
   const nlohmann::json* v = Find(obj, key);

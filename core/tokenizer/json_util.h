@@ -32,8 +32,7 @@ absl::StatusOr<std::optional<bool>> GetOptionalBool(const nlohmann::json& obj,
                                                     absl::string_view key,
                                                     absl::string_view context);
 // A non-negative integer; missing -> `fallback` (if given) else an error.
-absl::StatusOr<int64_t> GetInt(const nlohmann::json& obj,
-                               absl::string_view key,
+absl::StatusOr<int64_t> GetInt(const nlohmann::json& obj, absl::string_view key,
                                absl::string_view context,
                                std::optional<int64_t> fallback = std::nullopt);
 // Missing or null -> nullopt.

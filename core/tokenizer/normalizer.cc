@@ -160,9 +160,8 @@ absl::StatusOr<std::unique_ptr<Normalizer>> NormalizerFromJson(
     }
     return std::make_unique<SequenceNormalizer>(std::move(parts));
   }
-  return absl::UnimplementedError(
-      absl::StrCat("tokenizer.json: unsupported normalizer type \"", type,
-                   "\""));
+  return absl::UnimplementedError(absl::StrCat(
+      "tokenizer.json: unsupported normalizer type \"", type, "\""));
 }
 
 }  // namespace dylora

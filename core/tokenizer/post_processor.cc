@@ -128,8 +128,8 @@ absl::StatusOr<PostProcessor::SpecialToken> ParseTokenPair(
   if (it == json.end() || !it->is_array() || it->size() != 2 ||
       !(*it)[0].is_string() || !(*it)[1].is_number_unsigned() ||
       (*it)[1].get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        context, ": field \"", key, "\" must be [token, id]"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": field \"", key, "\" must be [token, id]"));
   }
   return PostProcessor::SpecialToken((*it)[0].get<std::string>(),
                                      (*it)[1].get<int32_t>());
@@ -145,28 +145,30 @@ absl::StatusOr<std::vector<TemplateProcessing::Piece>> ParseTemplate(
     TemplateProcessing::Piece piece{};
     if (item.is_object() && item.contains("SpecialToken")) {
       const nlohmann::json& s = item["SpecialToken"];
-      DYLORA_ASSIGN_OR_RETURN(piece.name, json_util::GetString(s, "id", context));
+      DYLORA_ASSIGN_OR_RETURN(piece.name,
+                              json_util::GetString(s, "id", context));
       piece.is_sequence = false;
       DYLORA_ASSIGN_OR_RETURN(int64_t type_id,
                               json_util::GetInt(s, "type_id", context, 0));
       piece.type_id = static_cast<int32_t>(type_id);
     } else if (item.is_object() && item.contains("Sequence")) {
       const nlohmann::json& s = item["Sequence"];
-      DYLORA_ASSIGN_OR_RETURN(std::string id,
-                              json_util::GetString(s, "id", context));
-      if (id != "A" && !(allow_b && id == "B")) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            context, ": unknown sequence \"", id, "\""));
+      absl::StatusOr<std::string> id = json_util::GetString(s, "id", context);
+      if (!id.ok()) return id.status();
+      piece.second = *id == "B";
+      if (*id != "A" && !(allow_b && piece.second)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(context, ": unknown sequence \"", *id, "\""));
       }
       piece.is_sequence = true;
-      piece.second = id == "B";
       DYLORA_ASSIGN_OR_RETURN(int64_t type_id,
                               json_util::GetInt(s, "type_id", context, 0));
       piece.type_id = static_cast<int32_t>(type_id);
     } else {
-      return absl::InvalidArgumentError(absl::StrCat(
-          context, ": each piece must be {\"SpecialToken\": ...} or "
-                   "{\"Sequence\": ...}"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context,
+                       ": each piece must be {\"SpecialToken\": ...} or "
+                       "{\"Sequence\": ...}"));
     }
     pieces.push_back(std::move(piece));
   }
@@ -196,8 +198,8 @@ absl::StatusOr<std::unique_ptr<PostProcessor>> TemplateFromJson(
     for (size_t i = 0; i < ids->size(); ++i) {
       if (!(*ids)[i].is_number_unsigned() || !(*tokens)[i].is_string() ||
           (*ids)[i].get<uint64_t>() > static_cast<uint64_t>(INT32_MAX)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            context, ": ids must be integers and tokens strings"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(context, ": ids must be integers and tokens strings"));
       }
       special.ids.push_back((*ids)[i].get<int32_t>());
       special.tokens.push_back((*tokens)[i].get<std::string>());
@@ -213,9 +215,8 @@ absl::StatusOr<std::unique_ptr<PostProcessor>> TemplateFromJson(
       }
     }
   }
-  return std::make_unique<TemplateProcessing>(std::move(single),
-                                              std::move(pair),
-                                              std::move(specials));
+  return std::make_unique<TemplateProcessing>(
+      std::move(single), std::move(pair), std::move(specials));
 }
 
 }  // namespace

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
 #include "core/tokenizer/encoding.h"
+#include "nlohmann/json.hpp"
 
 namespace dylora {
 
@@ -31,10 +31,10 @@ class PostProcessor {
   virtual std::vector<SpecialToken> SpecialTokens() const = 0;
 };
 
-std::unique_ptr<PostProcessor> MakeRobertaProcessing(PostProcessor::SpecialToken cls,
-                                                     PostProcessor::SpecialToken sep);
-std::unique_ptr<PostProcessor> MakeBertProcessing(PostProcessor::SpecialToken cls,
-                                                  PostProcessor::SpecialToken sep);
+std::unique_ptr<PostProcessor> MakeRobertaProcessing(
+    PostProcessor::SpecialToken cls, PostProcessor::SpecialToken sep);
+std::unique_ptr<PostProcessor> MakeBertProcessing(
+    PostProcessor::SpecialToken cls, PostProcessor::SpecialToken sep);
 
 // From tokenizer.json's "post_processor" object; nullptr for null (or a
 // ByteLevel one, which only changes offsets).

@@ -111,7 +111,8 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizerFromJson(
         bool add_prefix_space,
         json_util::GetBool(json, "add_prefix_space", "ByteLevel", true));
     DYLORA_ASSIGN_OR_RETURN(
-        bool use_regex, json_util::GetBool(json, "use_regex", "ByteLevel", true));
+        bool use_regex,
+        json_util::GetBool(json, "use_regex", "ByteLevel", true));
     return MakeByteLevelPreTokenizer(add_prefix_space, use_regex);
   }
   if (type == "Sequence") {

@@ -43,29 +43,29 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(Parts parts) {
   absl::flat_hash_map<std::string, int32_t> extra_ids;
   for (const AddedToken& token : parts.added_tokens) {
     if (token.content.empty() || !unicode::DecodeUtf8(token.content).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          src, ": added token with id ", token.id,
-          " must be non-empty valid UTF-8"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(src, ": added token with id ", token.id,
+                       " must be non-empty valid UTF-8"));
     }
     if (std::optional<int32_t> id = vocab.Find(token.content)) {
       if (*id != token.id) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            src, ": added token \"", token.content, "\" has id ", token.id,
-            " but the model vocab gives it id ", *id));
+        return absl::InvalidArgumentError(
+            absl::StrCat(src, ": added token \"", token.content, "\" has id ",
+                         token.id, " but the model vocab gives it id ", *id));
       }
       continue;
     }
     if (token.id < vocab.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          src, ": added token \"", token.content, "\" has id ", token.id,
-          " which the model vocab already gives to \"", vocab.Token(token.id),
-          "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat(src, ": added token \"", token.content, "\" has id ",
+                       token.id, " which the model vocab already gives to \"",
+                       vocab.Token(token.id), "\""));
     }
     if (state->extra_tokens.contains(token.id) ||
         extra_ids.contains(token.content)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          src, ": added token \"", token.content, "\" (id ", token.id,
-          ") is a duplicate"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(src, ": added token \"", token.content, "\" (id ",
+                       token.id, ") is a duplicate"));
     }
     state->extra_tokens.emplace(token.id, token.content);
     extra_ids.emplace(token.content, token.id);
@@ -82,9 +82,9 @@ absl::StatusOr<Tokenizer> Tokenizer::Create(Parts parts) {
     for (const auto& [token, id] : state->post_processor->SpecialTokens()) {
       std::optional<int32_t> found = tokenizer.TokenToId(token);
       if (!found.has_value()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            src, ": post_processor special token \"", token,
-            "\" is not in the vocab"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(src, ": post_processor special token \"", token,
+                         "\" is not in the vocab"));
       }
       if (*found != id) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -197,9 +197,9 @@ absl::StatusOr<Encoding> Tokenizer::EncodeUnpadded(
           "truncation: max_length ", truncation_->max_length,
           " is smaller than the ", added, " special tokens added"));
     }
-    DYLORA_RETURN_IF_ERROR(TruncateEncodings(
-        a, b.has_value() ? &*b : nullptr, truncation_->max_length - added,
-        *truncation_));
+    DYLORA_RETURN_IF_ERROR(TruncateEncodings(a, b.has_value() ? &*b : nullptr,
+                                             truncation_->max_length - added,
+                                             *truncation_));
   }
   if (processor != nullptr) {
     return processor->Process(a, b.has_value() ? &*b : nullptr);
@@ -239,9 +239,9 @@ absl::StatusOr<std::vector<Encoding>> Tokenizer::EncodeBatch(
     absl::Span<const std::string> first, absl::Span<const std::string> second,
     bool add_special_tokens) const {
   if (!second.empty() && second.size() != first.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "EncodeBatch: ", first.size(), " first texts but ", second.size(),
-        " second texts"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("EncodeBatch: ", first.size(), " first texts but ",
+                     second.size(), " second texts"));
   }
   std::vector<Encoding> out;
   out.reserve(first.size());
@@ -250,9 +250,9 @@ absl::StatusOr<std::vector<Encoding>> Tokenizer::EncodeBatch(
     absl::StatusOr<Encoding> e = EncodeUnpadded(
         first[i], second.empty() ? nullptr : &b, add_special_tokens);
     if (!e.ok()) {
-      return absl::Status(e.status().code(),
-                          absl::StrCat("batch row ", i, ": ",
-                                       e.status().message()));
+      return absl::Status(
+          e.status().code(),
+          absl::StrCat("batch row ", i, ": ", e.status().message()));
     }
     out.push_back(*std::move(e));
   }

@@ -22,8 +22,7 @@ absl::Status InSource(const absl::Status& status, absl::string_view source) {
                       absl::StrCat(source, ": ", status.message()));
 }
 
-const nlohmann::json& FieldOrNull(const nlohmann::json& obj,
-                                  const char* key) {
+const nlohmann::json& FieldOrNull(const nlohmann::json& obj, const char* key) {
   static const nlohmann::json kNull;
   auto it = obj.find(key);
   return it == obj.end() ? kNull : *it;
@@ -70,13 +69,14 @@ absl::StatusOr<std::vector<AddedToken>> AddedTokensFromJson(
     AddedToken token;
     DYLORA_ASSIGN_OR_RETURN(int64_t id, json_util::GetInt(item, "id", context));
     if (id > INT32_MAX) {
-      return absl::InvalidArgumentError(absl::StrCat(context, ": id too large"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": id too large"));
     }
     token.id = static_cast<int32_t>(id);
     DYLORA_ASSIGN_OR_RETURN(token.content,
                             json_util::GetString(item, "content", context));
-    DYLORA_ASSIGN_OR_RETURN(token.special,
-                            json_util::GetBool(item, "special", context, false));
+    DYLORA_ASSIGN_OR_RETURN(
+        token.special, json_util::GetBool(item, "special", context, false));
     DYLORA_ASSIGN_OR_RETURN(
         token.single_word,
         json_util::GetBool(item, "single_word", context, false));
@@ -94,10 +94,14 @@ absl::StatusOr<std::vector<AddedToken>> AddedTokensFromJson(
 
 absl::StatusOr<Direction> DirectionFromJson(const nlohmann::json& obj,
                                             absl::string_view context) {
-  DYLORA_ASSIGN_OR_RETURN(std::optional<std::string> d,
-                          json_util::GetOptionalString(obj, "direction", context));
-  if (!d.has_value() || *d == "Right") return Direction::kRight;
-  if (*d == "Left") return Direction::kLeft;
+  const nlohmann::json& d = FieldOrNull(obj, "direction");
+  if (d.is_null() ||
+      (d.is_string() && d.get_ref<const std::string&>() == "Right")) {
+    return Direction::kRight;
+  }
+  if (d.is_string() && d.get_ref<const std::string&>() == "Left") {
+    return Direction::kLeft;
+  }
   return absl::InvalidArgumentError(
       absl::StrCat(context, ": direction must be \"Right\" or \"Left\""));
 }
@@ -121,8 +125,8 @@ absl::StatusOr<std::optional<TruncationParams>> TruncationFromJson(
   } else if (*strategy == "OnlySecond") {
     params.strategy = TruncationParams::Strategy::kOnlySecond;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "truncation: unknown strategy \"", *strategy, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("truncation: unknown strategy \"", *strategy, "\""));
   }
   DYLORA_ASSIGN_OR_RETURN(params.direction,
                           DirectionFromJson(json, "truncation"));
@@ -138,8 +142,9 @@ absl::StatusOr<std::optional<PaddingParams>> PaddingFromJson(
   PaddingParams params;
   const nlohmann::json& strategy = FieldOrNull(json, "strategy");
   if (strategy.is_object() && strategy.contains("Fixed")) {
-    DYLORA_ASSIGN_OR_RETURN(params.fixed_length,
-                            json_util::GetInt(strategy, "Fixed", "padding.strategy"));
+    DYLORA_ASSIGN_OR_RETURN(
+        params.fixed_length,
+        json_util::GetInt(strategy, "Fixed", "padding.strategy"));
   } else if (!(strategy.is_null() ||
                (strategy.is_string() && strategy == "BatchLongest"))) {
     return absl::InvalidArgumentError(
@@ -257,7 +262,8 @@ absl::StatusOr<Tokenizer> Tokenizer::FromBertVocabFile(
 absl::StatusOr<Tokenizer> Tokenizer::FromRobertaFiles(
     const std::string& vocab_json, const std::string& merges_txt) {
   DYLORA_ASSIGN_OR_RETURN(std::string vocab_text, ReadFileToString(vocab_json));
-  DYLORA_ASSIGN_OR_RETURN(std::string merges_text, ReadFileToString(merges_txt));
+  DYLORA_ASSIGN_OR_RETURN(std::string merges_text,
+                          ReadFileToString(merges_txt));
   auto bpe = Bpe::FromVocabAndMerges(vocab_text, merges_text, BpeOptions{});
   if (!bpe.ok()) {
     return InSource(bpe.status(), absl::StrCat(vocab_json, " + ", merges_txt));
@@ -265,7 +271,8 @@ absl::StatusOr<Tokenizer> Tokenizer::FromRobertaFiles(
   const Vocab& vocab = (*bpe)->vocab();
   Parts parts;
   parts.source = vocab_json;
-  for (absl::string_view special : {"<s>", "<pad>", "</s>", "<unk>", "<mask>"}) {
+  for (absl::string_view special :
+       {"<s>", "<pad>", "</s>", "<unk>", "<mask>"}) {
     DYLORA_ASSIGN_OR_RETURN(
         AddedToken token,
         SpecialFromVocab(vocab, special, vocab_json, special == "<mask>"));

@@ -43,8 +43,8 @@ absl::StatusOr<std::u32string> DecodeUtf8(absl::string_view text) {
                        absl::Hex(b0, absl::kZeroPad2), " at offset ", i));
     }
     if (i + len > n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "invalid UTF-8: truncated sequence at offset ", i));
+      return absl::InvalidArgumentError(
+          absl::StrCat("invalid UTF-8: truncated sequence at offset ", i));
     }
     for (int k = 1; k < len; ++k) {
       if ((s[i + k] & 0xC0) != 0x80) {
@@ -92,9 +92,20 @@ std::string EncodeUtf8(std::u32string_view text) {
 
 bool IsWhitespace(char32_t c) {
   switch (c) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D: case 0x20:
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000:
       return true;
     default:
       return c >= 0x2000 && c <= 0x200A;
@@ -177,16 +188,16 @@ std::u32string Normalize(std::u32string_view text, NormalForm form) {
   }
   const std::string utf8 = EncodeUtf8(text);
   utf8proc_uint8_t* mapped = nullptr;
-  const utf8proc_ssize_t len = utf8proc_map(
-      reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
-      static_cast<utf8proc_ssize_t>(utf8.size()), &mapped,
-      static_cast<utf8proc_option_t>(options));
+  const utf8proc_ssize_t len =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(utf8.data()),
+                   static_cast<utf8proc_ssize_t>(utf8.size()), &mapped,
+                   static_cast<utf8proc_option_t>(options));
   if (len < 0 || mapped == nullptr) {
     // Only reachable on allocation failure: the input is valid UTF-32.
     return std::u32string(text);
   }
-  absl::StatusOr<std::u32string> out = DecodeUtf8(
-      absl::string_view(reinterpret_cast<const char*>(mapped), len));
+  absl::StatusOr<std::u32string> out =
+      DecodeUtf8(absl::string_view(reinterpret_cast<const char*>(mapped), len));
   std::free(mapped);
   return out.ok() ? *std::move(out) : std::u32string(text);
 }

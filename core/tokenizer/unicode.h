@@ -28,10 +28,10 @@ bool IsBertControl(char32_t c);
 bool IsBertPunctuation(char32_t c);
 // The CJK ideograph blocks that BertNormalizer surrounds with spaces.
 bool IsChineseChar(char32_t c);
-bool IsLetter(char32_t c);            // L*
-bool IsNumber(char32_t c);            // N*
-bool IsMarkNonspacing(char32_t c);    // Mn
-bool IsAlphanumeric(char32_t c);      // Rust's char::is_alphanumeric
+bool IsLetter(char32_t c);          // L*
+bool IsNumber(char32_t c);          // N*
+bool IsMarkNonspacing(char32_t c);  // Mn
+bool IsAlphanumeric(char32_t c);    // Rust's char::is_alphanumeric
 
 // Appends the full lowercase mapping of `c` (Rust's char::to_lowercase: the
 // simple mapping, except U+0130 which becomes "i\u0307").

@@ -18,31 +18,32 @@ absl::StatusOr<Vocab> Vocab::FromJsonObject(const nlohmann::json& json,
     return absl::InvalidArgumentError(absl::StrCat(context, ": empty vocab"));
   }
   if (n > static_cast<size_t>(std::numeric_limits<int32_t>::max())) {
-    return absl::InvalidArgumentError(absl::StrCat(context, ": vocab too large"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(context, ": vocab too large"));
   }
   Vocab vocab;
   vocab.tokens_.resize(n);
   std::vector<bool> seen(n, false);
   for (auto it = json.begin(); it != json.end(); ++it) {
     if (!it.value().is_number_unsigned()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          context, ": id of token \"", it.key(),
-          "\" must be a non-negative integer"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": id of token \"", it.key(),
+                       "\" must be a non-negative integer"));
     }
     const uint64_t id = it.value().get<uint64_t>();
     if (id >= n) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          context, ": ids are not contiguous: token \"", it.key(), "\" has id ",
-          id, " but the vocab has ", n, " tokens"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": ids are not contiguous: token \"", it.key(),
+                       "\" has id ", id, " but the vocab has ", n, " tokens"));
     }
     if (seen[id]) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          context, ": duplicate id ", id, " (tokens \"", vocab.tokens_[id],
-          "\" and \"", it.key(), "\")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": duplicate id ", id, " (tokens \"",
+                       vocab.tokens_[id], "\" and \"", it.key(), "\")"));
     }
     if (!unicode::DecodeUtf8(it.key()).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          context, ": token with id ", id, " is not valid UTF-8"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": token with id ", id, " is not valid UTF-8"));
     }
     seen[id] = true;
     vocab.tokens_[id] = it.key();
@@ -67,8 +68,8 @@ absl::StatusOr<Vocab> Vocab::FromLines(absl::string_view text,
     }
     const int32_t id = static_cast<int32_t>(vocab.tokens_.size());
     if (!unicode::DecodeUtf8(line).ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          context, ": line ", id + 1, " is not valid UTF-8"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(context, ": line ", id + 1, " is not valid UTF-8"));
     }
     if (!vocab.ids_.emplace(std::string(line), id).second) {
       return absl::InvalidArgumentError(absl::StrCat(

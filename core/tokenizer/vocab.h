@@ -32,9 +32,7 @@ class Vocab {
     if (it == ids_.end()) return std::nullopt;
     return it->second;
   }
-  bool Contains(absl::string_view token) const {
-    return ids_.contains(token);
-  }
+  bool Contains(absl::string_view token) const { return ids_.contains(token); }
   // `id` must be in [0, size()).
   const std::string& Token(int32_t id) const { return tokens_[id]; }
   int32_t size() const { return static_cast<int32_t>(tokens_.size()); }

@@ -26,9 +26,9 @@ absl::StatusOr<std::unique_ptr<WordPiece>> WordPiece::Create(
     Vocab vocab, const WordPieceOptions& options) {
   std::optional<int32_t> unk = vocab.Find(options.unk_token);
   if (!unk.has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "WordPiece: unknown token \"", options.unk_token,
-        "\" is not in the vocab"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("WordPiece: unknown token \"", options.unk_token,
+                     "\" is not in the vocab"));
   }
   return std::unique_ptr<WordPiece>(
       new WordPiece(std::move(vocab), options, *unk));

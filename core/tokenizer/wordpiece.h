@@ -8,8 +8,8 @@
 #include <string>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
 #include "core/tokenizer/model.h"
+#include "nlohmann/json.hpp"
 
 namespace dylora {
 
@@ -34,7 +34,9 @@ class WordPiece : public TokenizerModel {
 
  private:
   WordPiece(Vocab vocab, WordPieceOptions options, int32_t unk_id)
-      : vocab_(std::move(vocab)), options_(std::move(options)), unk_id_(unk_id) {}
+      : vocab_(std::move(vocab)),
+        options_(std::move(options)),
+        unk_id_(unk_id) {}
 
   const Vocab vocab_;
   const WordPieceOptions options_;

@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <atomic>
 #include <filesystem>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 
@@ -93,6 +95,75 @@ absl::Status WriteFileAtomically(const std::string& path,
     ::unlink(tmp_path.c_str());
     return status;
   }
+  return absl::OkStatus();
+}
+
+absl::Status WriteDirectoryAtomically(
+    const std::string& dir,
+    const std::vector<std::pair<std::string, std::string>>& files) {
+  namespace fs = std::filesystem;
+  static std::atomic<uint64_t> counter{0};
+  std::error_code ec;
+  fs::path target = fs::path(dir);
+  if (target.filename().empty()) target = target.parent_path();  // "dir/"
+  if (fs::exists(target, ec) && !fs::is_directory(target, ec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(dir, " exists and is not a directory"));
+  }
+  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
+  const std::string tag = absl::StrCat(".", ::getpid(), "-", counter++);
+  const fs::path staging = target.string() + ".staging" + tag;
+  const fs::path old = target.string() + ".old" + tag;
+  fs::remove_all(staging, ec);
+  if (!fs::create_directory(staging, ec)) {
+    return absl::InternalError(absl::StrCat("cannot create ", staging.string(),
+                                            ": ", ec.message()));
+  }
+  auto fail = [&](absl::Status status) {
+    std::error_code ignored;
+    fs::remove_all(staging, ignored);
+    return status;
+  };
+  std::set<std::string> ours;
+  for (const auto& [name, bytes] : files) {
+    ours.insert(name);
+    absl::Status s = WriteFileAtomically((staging / name).string(), bytes);
+    if (!s.ok()) return fail(s);
+  }
+  if (!fs::exists(target, ec)) {
+    fs::rename(staging, target, ec);
+    if (ec) {
+      return fail(absl::InternalError(absl::StrCat(
+          "cannot move ", staging.string(), " to ", dir, ": ", ec.message())));
+    }
+    return absl::OkStatus();
+  }
+  // Carry over unrelated entries (reports, checkpoints) first, then swap.
+  for (const auto& entry : fs::directory_iterator(target, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (ours.count(name)) continue;
+    std::error_code copy_ec;
+    fs::copy(entry.path(), staging / name,
+             fs::copy_options::recursive | fs::copy_options::copy_symlinks,
+             copy_ec);
+    if (copy_ec) {
+      return fail(absl::InternalError(absl::StrCat(
+          "cannot carry over ", entry.path().string(), ": ", copy_ec.message())));
+    }
+  }
+  fs::rename(target, old, ec);
+  if (ec) {
+    return fail(absl::InternalError(
+        absl::StrCat("cannot replace ", dir, ": ", ec.message())));
+  }
+  fs::rename(staging, target, ec);
+  if (ec) {
+    std::error_code ignored;
+    fs::rename(old, target, ignored);  // put the old directory back
+    return fail(absl::InternalError(
+        absl::StrCat("cannot replace ", dir, ": ", ec.message())));
+  }
+  fs::remove_all(old, ec);
   return absl::OkStatus();
 }
 

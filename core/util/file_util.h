@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -21,5 +23,14 @@ absl::StatusOr<std::string> ReadFileToString(const std::string& path,
 // untouched.
 absl::Status WriteFileAtomically(const std::string& path,
                                  absl::string_view contents);
+
+// Makes `dir` hold exactly `files` (name -> contents) plus whatever else it
+// already held, atomically for readers: the files are written into a staging
+// directory beside `dir`, other entries of `dir` are copied over, and the
+// staging directory then replaces `dir` by rename. Readers see the old
+// directory or the new one, never a mix; on failure `dir` is untouched.
+absl::Status WriteDirectoryAtomically(
+    const std::string& dir,
+    const std::vector<std::pair<std::string, std::string>>& files);
 
 }  // namespace dylora

@@ -39,8 +39,8 @@ std::vector<json> ReadJsonl(const std::string& path) {
 
 // Lines of a GLUE file, cached.
 const std::vector<std::string>& DataLines(const std::string& file) {
-  static auto* cache = new absl::flat_hash_map<std::string,
-                                               std::vector<std::string>>();
+  static auto* cache =
+      new absl::flat_hash_map<std::string, std::vector<std::string>>();
   auto it = cache->find(file);
   if (it != cache->end()) return it->second;
   absl::StatusOr<std::string> text =
@@ -83,9 +83,9 @@ struct Tally {
     const std::vector<int32_t> expected = ids.get<std::vector<int32_t>>();
     if (e.ids != expected || TypeString(e.type_ids) != types) {
       if (++mismatched <= 5) {
-        ADD_FAILURE() << what << "\n  got      " << json(e.ids).dump()
-                      << " " << TypeString(e.type_ids) << "\n  expected "
-                      << ids.dump() << " " << types;
+        ADD_FAILURE() << what << "\n  got      " << json(e.ids).dump() << " "
+                      << TypeString(e.type_ids) << "\n  expected " << ids.dump()
+                      << " " << types;
       }
     }
   }
@@ -121,9 +121,9 @@ void CheckBatchCase(const Tokenizer& tok, const json& c, Tally& tally) {
   ASSERT_TRUE(rows.ok()) << rows.status();
   ASSERT_EQ(rows->size(), c["ids"].size());
   for (size_t r = 0; r < rows->size(); ++r) {
-    const std::string what = absl::StrCat(c["kind"].get<std::string>(), " ",
-                                          c["file"].get<std::string>(),
-                                          " row ", r);
+    const std::string what =
+        absl::StrCat(c["kind"].get<std::string>(), " ",
+                     c["file"].get<std::string>(), " row ", r);
     tally.Check((*rows)[r], c["ids"][r], c["t"][r], what);
     EXPECT_EQ(TypeString((*rows)[r].attention_mask), c["mask"][r]) << what;
   }
@@ -168,7 +168,8 @@ Tally RunGolden(Tokenizer tok, const std::string& name) {
     std::vector<std::string> texts = r["text"].get<std::vector<std::string>>();
     absl::StatusOr<Encoding> e = EncodeTexts(tok, texts);
     if (!tally.Ok(e, r["text"].dump())) continue;
-    tally.Check(*e, r["ids"], r["t"], absl::StrCat("tricky ", r["text"].dump()));
+    tally.Check(*e, r["ids"], r["t"],
+                absl::StrCat("tricky ", r["text"].dump()));
   }
   for (const json& c : ReadJsonl(dir + name + "_cases.jsonl")) {
     const std::string kind = c["kind"];
@@ -211,8 +212,8 @@ void Report(const std::string& what, const Tally& tally) {
 }
 
 TEST(GoldenTest, MiniLmTokenizerJson) {
-  absl::StatusOr<Tokenizer> tok = Tokenizer::FromTokenizerJsonFile(
-      testing::ModelDir() + "/tokenizer.json");
+  absl::StatusOr<Tokenizer> tok =
+      Tokenizer::FromTokenizerJsonFile(testing::ModelDir() + "/tokenizer.json");
   ASSERT_TRUE(tok.ok()) << tok.status();
   Report("MiniLM tokenizer.json", RunGolden(*tok, "minilm"));
 }
@@ -241,16 +242,16 @@ TEST(GoldenTest, RobertaVocabAndMerges) {
 
 // The MiniLM file's own truncation (128) and padding (Fixed 128) sections.
 TEST(GoldenTest, MiniLmFileDefaults) {
-  absl::StatusOr<Tokenizer> tok = Tokenizer::FromTokenizerJsonFile(
-      testing::ModelDir() + "/tokenizer.json");
+  absl::StatusOr<Tokenizer> tok =
+      Tokenizer::FromTokenizerJsonFile(testing::ModelDir() + "/tokenizer.json");
   ASSERT_TRUE(tok.ok()) << tok.status();
   ASSERT_TRUE(tok->truncation().has_value());
   EXPECT_EQ(tok->truncation()->max_length, 128);
   ASSERT_TRUE(tok->padding().has_value());
   EXPECT_EQ(tok->padding()->fixed_length, 128);
   Tally tally;
-  for (const json& c : ReadJsonl(testing::FixturesDir() +
-                                 "/tokenizer/minilm_defaults.jsonl")) {
+  for (const json& c :
+       ReadJsonl(testing::FixturesDir() + "/tokenizer/minilm_defaults.jsonl")) {
     CheckBatchCase(*tok, c, tally);
     absl::StatusOr<Encoding> e = tok->Encode(c["long_text"].get<std::string>());
     ASSERT_TRUE(e.ok()) << e.status();

@@ -13,9 +13,9 @@
 namespace dylora {
 namespace {
 
+using nlohmann::json;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-using nlohmann::json;
 
 // A tiny WordPiece tokenizer.json to corrupt in the tests below.
 json TinyBert() {
@@ -160,7 +160,7 @@ TEST(TruncationTest, LongestFirstMatchesTokenizersRule) {
   struct Case {
     size_t a, b, max, want_a, want_b;
   } cases[] = {{10, 10, 7, 3, 4}, {10, 9, 7, 4, 3}, {20, 2, 7, 5, 2},
-               {2, 20, 7, 2, 5}, {3, 3, 10, 3, 3}, {9, 10, 7, 3, 4}};
+               {2, 20, 7, 2, 5},  {3, 3, 10, 3, 3}, {9, 10, 7, 3, 4}};
   for (const Case& c : cases) {
     Encoding a = make(c.a), b = make(c.b);
     ASSERT_TRUE(TruncateEncodings(a, &b, c.max, params).ok());
@@ -213,8 +213,8 @@ TEST(TokenizerTest, RectangularBatchPadsRaggedRows) {
 }
 
 TEST(TokenizerTest, ConcurrentEncodesAgree) {
-  absl::StatusOr<Tokenizer> tok = Tokenizer::FromTokenizerJsonFile(
-      testing::ModelDir() + "/tokenizer.json");
+  absl::StatusOr<Tokenizer> tok =
+      Tokenizer::FromTokenizerJsonFile(testing::ModelDir() + "/tokenizer.json");
   ASSERT_TRUE(tok.ok()) << tok.status();
   const std::string text =
       "The quick brown fox jumps over the lazy dog, naïvely! 中文 😀";

@@ -1,0 +1,229 @@
+#include "trainer/pipeline.h"
+
+#include <chrono>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
+#include "core/adapter/adapter_io.h"
+#include "core/tokenizer/tokenizer.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+#include "trainer/eval/rank_eval.h"
+
+namespace dylora {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+absl::StatusOr<Tokenizer> LoadTokenizer(const std::string& model_dir) {
+  const std::string json = model_dir + "/tokenizer.json";
+  if (fs::exists(json)) return Tokenizer::FromTokenizerJsonFile(json);
+  const std::string vocab = model_dir + "/vocab.txt";
+  if (fs::exists(vocab)) return Tokenizer::FromBertVocabFile(vocab, true);
+  return absl::NotFoundError(absl::StrCat(
+      model_dir, " has neither tokenizer.json nor vocab.txt"));
+}
+
+// The newest checkpoints/step-<N> directory, if any.
+std::optional<std::string> NewestCheckpoint(const std::string& output_dir) {
+  const fs::path root = fs::path(output_dir) / "checkpoints";
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return std::nullopt;
+  int64_t best = -1;
+  std::string best_path;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    const std::string name = entry.path().filename().string();
+    int64_t step = 0;
+    if (name.rfind("step-", 0) == 0 &&
+        absl::SimpleAtoi(name.substr(5), &step) && step > best &&
+        fs::exists(entry.path() / "trainer_state.json")) {
+      best = step;
+      best_path = entry.path().string();
+    }
+  }
+  if (best < 0) return std::nullopt;
+  return best_path;
+}
+
+absl::Status PrepareOutput(const PipelineOptions& options) {
+  std::error_code ec;
+  const fs::path out(options.output_dir);
+  if (options.output_dir.empty()) {
+    return absl::InvalidArgumentError("no output directory given");
+  }
+  if (fs::exists(out / kAdapterConfigFile, ec) && !options.overwrite &&
+      !options.resume) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        options.output_dir,
+        " already holds an adapter; pass --overwrite to replace it or "
+        "--resume to continue its training"));
+  }
+  fs::create_directories(out, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "cannot create ", options.output_dir, ": ", ec.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<PipelineResult> RunTrainingPipeline(
+    const PipelineOptions& options, const PipelineCallbacks& callbacks) {
+  auto say = [&](const std::string& message) {
+    if (callbacks.on_message) callbacks.on_message(message);
+  };
+  DYLORA_ASSIGN_OR_RETURN(GlueTaskSpec spec, GlueTaskByName(options.task));
+  DYLORA_RETURN_IF_ERROR(PrepareOutput(options));
+
+  say(absl::StrCat("loading the backbone from ", options.model_dir));
+  DYLORA_ASSIGN_OR_RETURN(auto encoder, Encoder::Load(options.model_dir));
+  DYLORA_ASSIGN_OR_RETURN(Tokenizer tokenizer, LoadTokenizer(options.model_dir));
+
+  ReadOptions read_train{.skip_bad_rows = options.skip_bad_rows,
+                         .max_examples = options.max_train_examples};
+  ReadOptions read_dev{.skip_bad_rows = options.skip_bad_rows,
+                       .max_examples = options.max_dev_examples};
+  DYLORA_ASSIGN_OR_RETURN(Dataset train_set,
+                          ReadGlueTsv(options.train_file, spec.task, read_train));
+  DYLORA_ASSIGN_OR_RETURN(Dataset dev_set,
+                          ReadGlueTsv(options.dev_file, spec.task, read_dev));
+  for (const Dataset* d : {&train_set, &dev_set}) {
+    say(absl::StrCat("read ", d->examples.size(), " examples from ", d->path,
+                     d->skipped_rows ? absl::StrCat(" (skipped ", d->skipped_rows,
+                                                    " bad rows)")
+                                     : ""));
+    for (const std::string& reason : d->skipped_reasons) say("  skipped " + reason);
+  }
+  DYLORA_ASSIGN_OR_RETURN(
+      TokenizedDataset train,
+      TokenizeDataset(train_set, tokenizer, options.max_seq_len));
+  DYLORA_ASSIGN_OR_RETURN(
+      TokenizedDataset dev,
+      TokenizeDataset(dev_set, tokenizer, options.max_seq_len));
+
+  DYLORA_ASSIGN_OR_RETURN(auto trainer,
+                          Trainer::Create(*encoder, train, options.trainer));
+  if (options.resume) {
+    if (auto checkpoint = NewestCheckpoint(options.output_dir)) {
+      DYLORA_RETURN_IF_ERROR(trainer->LoadCheckpoint(*checkpoint));
+      say(absl::StrCat("resumed from ", *checkpoint, " at step ",
+                       trainer->step()));
+    } else {
+      say("no checkpoint to resume from; starting fresh");
+    }
+  }
+  const AdapterConfig& config = trainer->adapter().config();
+  say(absl::StrCat("training ", TrainMethodName(options.trainer.method),
+                   " ranks ", config.r_min, "..", config.r_max, ", ",
+                   trainer->total_steps(), " steps"));
+
+  RankEvalOptions eval_options{.batch_size = options.eval_batch_size,
+                               .r_min = config.r_min,
+                               .r_max = config.r_max,
+                               .tolerance = options.tolerance};
+  const auto train_start = Clock::now();
+  std::string last_checkpoint;
+  while (!trainer->done()) {
+    int64_t chunk = trainer->total_steps() - trainer->step();
+    for (int64_t every : {options.eval_every, options.checkpoint_every}) {
+      if (every > 0) chunk = std::min(chunk, every - trainer->step() % every);
+    }
+    absl::Status status = trainer->RunSteps(chunk, [&](const StepReport& r) {
+      if (callbacks.on_step) callbacks.on_step(r, SecondsSince(train_start));
+    });
+    if (!status.ok()) {
+      return absl::Status(
+          status.code(),
+          absl::StrCat(status.message(),
+                       last_checkpoint.empty()
+                           ? ""
+                           : absl::StrCat(" Last good checkpoint: ",
+                                          last_checkpoint)));
+    }
+    const int64_t step = trainer->step();
+    if (options.checkpoint_every > 0 && step % options.checkpoint_every == 0) {
+      const std::string dir = absl::StrCat(options.output_dir,
+                                           "/checkpoints/step-", step);
+      DYLORA_RETURN_IF_ERROR(trainer->SaveCheckpoint(dir));
+      if (!last_checkpoint.empty()) {
+        std::error_code ec;
+        fs::remove_all(last_checkpoint, ec);  // keep only the newest
+      }
+      last_checkpoint = dir;
+      say(absl::StrCat("checkpoint ", dir));
+    }
+    if (options.eval_every > 0 && step % options.eval_every == 0 &&
+        !trainer->done()) {
+      std::string line = absl::StrCat("step ", step, " dev ",
+                                      GlueMetricName(spec.metrics.front()));
+      for (int64_t rank : {config.r_min, config.r_max}) {
+        DYLORA_ASSIGN_OR_RETURN(
+            std::vector<double> predictions,
+            PredictAtRank(*encoder, trainer->adapter(), trainer->head(), dev,
+                          rank, options.eval_batch_size));
+        std::vector<double> labels;
+        for (const auto& e : dev.examples) labels.push_back(e.label);
+        DYLORA_ASSIGN_OR_RETURN(
+            double value,
+            ComputeGlueMetric(spec.metrics.front(), predictions, labels));
+        absl::StrAppend(&line, absl::StrFormat("  r=%d: %.4f", rank, value));
+      }
+      say(line);
+    }
+  }
+  PipelineResult result;
+  result.steps = trainer->step();
+  result.train_seconds = SecondsSince(train_start);
+
+  say(absl::StrCat("evaluating every rank ", config.r_min, "..", config.r_max,
+                   " on ", dev.examples.size(), " dev examples"));
+  const auto eval_start = Clock::now();
+  DYLORA_ASSIGN_OR_RETURN(
+      result.rank_metrics,
+      EvaluateRanks(*encoder, trainer->adapter(), trainer->head(), dev,
+                    eval_options));
+  result.eval_seconds = SecondsSince(eval_start);
+  trainer->mutable_adapter().set_rank_metrics(result.rank_metrics);
+  DYLORA_RETURN_IF_ERROR(SaveAdapter(trainer->adapter(), options.output_dir));
+
+  const std::string label =
+      options.trainer.method == TrainMethod::kDyLora
+          ? "DyLoRA"
+          : absl::StrCat(TrainMethodName(options.trainer.method), " r=",
+                         config.r_max);
+  result.series.push_back({label, result.rank_metrics});
+  if (!options.compare_adapter_dir.empty()) {
+    DYLORA_ASSIGN_OR_RETURN(auto other, ReadAdapter(options.compare_adapter_dir));
+    if (other->rank_metrics().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          options.compare_adapter_dir, " has no rank table to compare with"));
+    }
+    result.series.push_back(
+        {absl::StrCat("compare: ", fs::path(options.compare_adapter_dir)
+                                       .filename()
+                                       .string()),
+         other->rank_metrics()});
+  }
+  result.table_text = RankTableText(result.series);
+  const std::string base = options.output_dir + "/rank_table";
+  DYLORA_RETURN_IF_ERROR(
+      WriteFileAtomically(base + ".csv", RankTableCsv(result.series)));
+  DYLORA_RETURN_IF_ERROR(
+      WriteFileAtomically(base + ".json", RankTableJson(result.series)));
+  DYLORA_RETURN_IF_ERROR(WriteFileAtomically(
+      base + ".svg",
+      RankPlotSvg(result.series, absl::StrCat(spec.name, " dev: ",
+                                              result.rank_metrics.metric,
+                                              " by rank"))));
+  return result;
+}
+
+}  // namespace dylora

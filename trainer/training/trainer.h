@@ -1,0 +1,120 @@
+// The DyLoRA training loop (Algorithm 1 of arXiv 2210.07558) and its
+// baselines over a frozen encoder:
+//   dylora          each optimizer step samples one rank b ~ p_B, shared by
+//                   every adapted layer and every micro-batch of the step;
+//                   loss at rank b; frozen (row/column b only) or full update
+//   lora            always rank r_max, full update (plain LoRA)
+//   nested-dropout  the sum loss over all ranks weighted by p_B (Table 7)
+// Trainable: the adapter's factors and the task head; the backbone is frozen
+// and never in the optimizer. AdamW with weight decay (not on biases),
+// linear warm-up and decay, gradient clipping and accumulation.
+//
+// Determinism: the same seed, data and options give the same adapter bit for
+// bit on CPU, and a run resumed from a checkpoint continues exactly (the
+// checkpoint holds weights, optimizer moments, step, data position; the rank
+// sequence is replayed from the seed).
+//
+// Not thread-safe: one Trainer per thread; the encoder may be shared.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/adapter/adapter.h"
+#include "core/model/encoder.h"
+#include "core/model/heads.h"
+#include "trainer/data/batches.h"
+#include "trainer/training/adamw.h"
+
+namespace dylora {
+
+enum class TrainMethod { kDyLora, kLora, kNestedDropout };
+absl::StatusOr<TrainMethod> ParseTrainMethod(absl::string_view name);
+absl::string_view TrainMethodName(TrainMethod method);
+
+struct TrainerOptions {
+  TrainMethod method = TrainMethod::kDyLora;
+  AdapterConfig adapter;  // ranks, alpha, p_B, update mode, targets
+  double learning_rate = 5e-4;
+  double weight_decay = 0.1;
+  double warmup_ratio = 0.06;
+  double max_grad_norm = 1.0;  // <= 0: no clipping
+  int64_t batch_size = 32;     // per micro-batch
+  int64_t grad_accumulation = 1;
+  int64_t epochs = 1;
+  int64_t max_steps = -1;  // > 0 overrides epochs
+  uint64_t seed = 42;
+};
+
+struct StepReport {
+  int64_t step = 0;  // optimizer steps done, after this one
+  int64_t total_steps = 0;
+  int64_t rank = 0;  // the sampled rank (0 for nested-dropout: all ranks)
+  double loss = 0;
+  double learning_rate = 0;
+  double grad_norm = 0;
+};
+
+class Trainer {
+ public:
+  // `train` must outlive the trainer. Builds a fresh adapter and head
+  // (seeded) for `encoder`.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(
+      const Encoder& encoder, const TokenizedDataset& train,
+      TrainerOptions options);
+
+  // Runs up to `n` optimizer steps (fewer at the end of training). A
+  // non-finite loss stops with FAILED_PRECONDITION before any update.
+  absl::Status RunSteps(int64_t n,
+                        const std::function<void(const StepReport&)>& on_step = {});
+
+  // Checkpoint: <dir>/adapter (SaveAdapter), <dir>/optimizer.safetensors,
+  // <dir>/trainer_state.json; written to a staging directory, then renamed.
+  absl::Status SaveCheckpoint(const std::string& dir) const;
+  // Restores a checkpoint written by a trainer with the same options.
+  absl::Status LoadCheckpoint(const std::string& dir);
+
+  int64_t step() const { return step_; }
+  int64_t total_steps() const { return total_steps_; }
+  bool done() const { return step_ >= total_steps_; }
+  const DyLoraAdapter& adapter() const { return *adapter_; }
+  DyLoraAdapter& mutable_adapter() { return *adapter_; }
+  const ClassificationHead& head() const { return head_; }
+  const TrainerOptions& options() const { return options_; }
+
+ private:
+  Trainer(const Encoder& encoder, const TokenizedDataset& train,
+          TrainerOptions options, ClassificationHead head)
+      : encoder_(encoder), train_(train), options_(std::move(options)),
+        head_(std::move(head)) {}
+
+  absl::Status Init();
+  // The next micro-batch's indices; advances the data position.
+  std::vector<size_t> NextIndices();
+  absl::StatusOr<at::Tensor> Loss(const Batch& batch, int64_t rank,
+                                  UpdateMode mode) const;
+  std::vector<bool> ActiveSlots(int64_t rank) const;
+  std::string StateJson() const;
+
+  const Encoder& encoder_;
+  const TokenizedDataset& train_;
+  const TrainerOptions options_;
+  ClassificationHead head_;
+  std::unique_ptr<DyLoraAdapter> adapter_;
+  std::unique_ptr<AdamW> optimizer_;
+  std::vector<int64_t> slot_rank_;  // 0 for head slots (always active)
+  std::vector<double> rank_probabilities_;  // p_B over r_min..r_max
+  std::unique_ptr<RankSampler> sampler_;
+  int64_t total_steps_ = 0;
+  int64_t warmup_steps_ = 0;
+  int64_t step_ = 0;
+  int64_t epoch_ = 0;
+  size_t offset_ = 0;  // position in the current epoch's order
+  std::vector<size_t> order_;
+};
+
+}  // namespace dylora
