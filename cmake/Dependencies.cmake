@@ -1,5 +1,8 @@
 # Every dependency but LibTorch comes from Debian's packages
 # (scripts/bootstrap.sh installs them).
+# -pthread everywhere: gRPC and CLI11 add it, and the shared precompiled
+# header must be built with the same flags as every file that uses it.
+set(THREADS_PREFER_PTHREAD_FLAG ON)
 find_package(Threads REQUIRED)
 find_package(absl CONFIG REQUIRED)
 find_package(nlohmann_json CONFIG REQUIRED)

@@ -10,6 +10,7 @@ if(NOT EXISTS "${DYLORA_TORCH_DIR}/lib/libtorch_cpu.so")
 endif()
 
 add_library(dylora_torch INTERFACE)
+target_link_libraries(dylora_torch INTERFACE Threads::Threads)
 if(DYLORA_CUDA)
   set(Torch_DIR "${DYLORA_TORCH_DIR}/share/cmake/Torch")
   find_package(Torch REQUIRED CONFIG)

@@ -10,6 +10,7 @@
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "trainer/eval/metrics.h"
 #include "trainer/eval/rank_eval.h"
 
 namespace dylora {

@@ -17,9 +17,9 @@ namespace dylora {
 namespace {
 
 constexpr LinearKind kAllKinds[] = {
-    LinearKind::kQuery,           LinearKind::kKey,
-    LinearKind::kValue,           LinearKind::kAttentionOutput,
-    LinearKind::kIntermediate,    LinearKind::kOutput};
+    LinearKind::kQuery,        LinearKind::kKey,
+    LinearKind::kValue,        LinearKind::kAttentionOutput,
+    LinearKind::kIntermediate, LinearKind::kOutput};
 
 std::string Shape(const at::Tensor& t) {
   return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
@@ -88,9 +88,9 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> DyLoraAdapter::FromParts(
           absl::StrCat(what, ": lora_A/lora_B tensor missing"));
     }
     if (f.down.dim() != 2 || f.up.dim() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          what, ": lora_A ", Shape(f.down), " / lora_B ", Shape(f.up),
-          " must be matrices"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": lora_A ", Shape(f.down), " / lora_B ",
+                       Shape(f.up), " must be matrices"));
     }
     DYLORA_RETURN_IF_ERROR(
         ValidateFactors(f.down, f.up, f.up.size(0), f.down.size(1), what));
@@ -121,7 +121,8 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> DyLoraAdapter::CreateFresh(
     const Encoder& encoder, AdapterConfig config, NamedTensors head,
     uint64_t seed) {
   if (config.target_kinds.empty()) {
-    return absl::InvalidArgumentError("adapter needs at least one target module");
+    return absl::InvalidArgumentError(
+        "adapter needs at least one target module");
   }
   if (config.r_min < 1 || config.r_max < config.r_min) {
     return absl::InvalidArgumentError(
@@ -140,8 +141,8 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> DyLoraAdapter::CreateFresh(
     }
   }));
   DYLORA_ASSIGN_OR_RETURN(
-      auto adapter, FromParts(std::move(config), std::move(factors),
-                              std::move(head)));
+      auto adapter,
+      FromParts(std::move(config), std::move(factors), std::move(head)));
   DYLORA_RETURN_IF_ERROR(adapter->ValidateAgainst(encoder));
   adapter->SetRequiresGrad(true);
   return adapter;
@@ -151,17 +152,16 @@ absl::Status DyLoraAdapter::ValidateAgainst(const Encoder& encoder) const {
   const std::string& mine = config_.base_model_fingerprint;
   const std::string& theirs = encoder.fingerprint();
   if (!mine.empty() && !theirs.empty() && mine != theirs) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "adapter was trained on backbone fingerprint ", mine,
-        " but the loaded backbone has fingerprint ", theirs));
+    return absl::FailedPreconditionError(
+        absl::StrCat("adapter was trained on backbone fingerprint ", mine,
+                     " but the loaded backbone has fingerprint ", theirs));
   }
   for (const auto& [id, f] : factors_) {
     auto weight = encoder.LinearWeight(id);
     if (!weight.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("adapter targets ", id.ModulePath(),
-                       " which the backbone does not have: ",
-                       weight.status().message()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "adapter targets ", id.ModulePath(),
+          " which the backbone does not have: ", weight.status().message()));
     }
     DYLORA_RETURN_IF_ERROR(ValidateFactors(f.down, f.up, weight->size(0),
                                            weight->size(1), id.ModulePath()));
@@ -179,8 +179,9 @@ absl::Status DyLoraAdapter::ValidateAgainst(const Encoder& encoder) const {
                        " but the backbone's hidden size is ", hidden));
     }
     if (t.dim() != 1 && t.dim() != 2) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "head tensor ", name, " has shape ", Shape(t), ", expected 1-D or 2-D"));
+      return absl::InvalidArgumentError(absl::StrCat("head tensor ", name,
+                                                     " has shape ", Shape(t),
+                                                     ", expected 1-D or 2-D"));
     }
   }
   return absl::OkStatus();

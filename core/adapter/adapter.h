@@ -94,8 +94,9 @@ class DyLoraAdapter {
   // consistency: alpha > 0, 1 <= r_min <= r_max, every factor pair shaped
   // [r_max, in] / [out, r_max] with one floating dtype, unique ids.
   static absl::StatusOr<std::unique_ptr<DyLoraAdapter>> FromParts(
-      AdapterConfig config, std::vector<std::pair<LinearId, LoraFactors>> factors,
-      NamedTensors head, RankMetrics metrics = {});
+      AdapterConfig config,
+      std::vector<std::pair<LinearId, LoraFactors>> factors, NamedTensors head,
+      RankMetrics metrics = {});
 
   DyLoraAdapter(const DyLoraAdapter&) = delete;
   DyLoraAdapter& operator=(const DyLoraAdapter&) = delete;
@@ -106,8 +107,8 @@ class DyLoraAdapter {
   absl::Status ValidateAgainst(const Encoder& encoder) const;
 
   // A copy with every tensor on `device` in `dtype` (for GPU serving).
-  absl::StatusOr<std::unique_ptr<DyLoraAdapter>> To(c10::Device device,
-                                                    c10::ScalarType dtype) const;
+  absl::StatusOr<std::unique_ptr<DyLoraAdapter>> To(
+      c10::Device device, c10::ScalarType dtype) const;
 
   const AdapterConfig& config() const { return config_; }
   const RankMetrics& rank_metrics() const { return metrics_; }
@@ -127,6 +128,9 @@ class DyLoraAdapter {
   // The classification head built from head() for `encoder` (kind from the
   // encoder's family, num_labels from the output matrix), on the encoder's
   // device and dtype. INVALID_ARGUMENT when the head is absent or misshaped.
+  // The head holds copies (ClassificationHead::FromTensors copies): for
+  // training keep the ClassificationHead whose named_tensors() were given to
+  // CreateFresh; the adapter shares those tensors.
   absl::StatusOr<ClassificationHead> BuildHead(const Encoder& encoder) const;
 
   // Factors (down, up per layer) then head tensors; the same storage the

@@ -17,7 +17,8 @@ int64_t Key(const LinearId& id) {
 // The factors in x's device and dtype (no copy when they already match).
 std::pair<at::Tensor, at::Tensor> Matching(const LoraFactors& f,
                                            const at::Tensor& x) {
-  if (f.down.device() == x.device() && f.down.scalar_type() == x.scalar_type()) {
+  if (f.down.device() == x.device() &&
+      f.down.scalar_type() == x.scalar_type()) {
     return {f.down, f.up};
   }
   return {f.down.to(x.device(), x.scalar_type()),
@@ -32,9 +33,8 @@ absl::StatusOr<std::unique_ptr<AdapterHook>> AdapterHook::Create(
   int64_t width = spec.rank;
   if (spec.per_row()) {
     DYLORA_RETURN_IF_ERROR(ValidateRowRanks(spec.row_ranks, c.r_min, c.r_max));
-    width = spec.row_ranks.numel() == 0
-                ? c.r_min
-                : spec.row_ranks.max().item<int64_t>();
+    width = spec.row_ranks.numel() == 0 ? c.r_min
+                                        : spec.row_ranks.max().item<int64_t>();
   } else {
     DYLORA_RETURN_IF_ERROR(adapter.ValidateRank(spec.rank));
   }

@@ -28,7 +28,9 @@ class Encoder;
 // tensor [batch] with one rank per row (mixed ranks in one batch).
 struct RankSpec {
   static RankSpec Single(int64_t rank) { return RankSpec{rank, at::Tensor()}; }
-  static RankSpec PerRow(at::Tensor ranks) { return RankSpec{0, std::move(ranks)}; }
+  static RankSpec PerRow(at::Tensor ranks) {
+    return RankSpec{0, std::move(ranks)};
+  }
   bool per_row() const { return row_ranks.defined(); }
 
   int64_t rank = 0;

@@ -42,79 +42,8 @@ std::string LoraName(EncoderFamily family, const LinearId& id, char ab) {
                       std::string(1, ab), ".weight");
 }
 
-// Writes `files` (name -> bytes) as the complete contents of our files in
-// `dir`, atomically: a staging directory beside `dir` replaces it by rename.
-// Unrelated files already in `dir` are carried over.
-absl::Status WriteAdapterDirectory(
-    const std::string& dir,
-    const std::vector<std::pair<std::string, std::string>>& files) {
-  static std::atomic<uint64_t> counter{0};
-  std::error_code ec;
-  fs::path target = fs::path(dir);
-  if (target.filename().empty()) target = target.parent_path();  // "dir/"
-  if (fs::exists(target, ec) && !fs::is_directory(target, ec)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(dir, " exists and is not a directory"));
-  }
-  if (target.has_parent_path()) fs::create_directories(target.parent_path(), ec);
-  const std::string tag = absl::StrCat(".", ::getpid(), "-", counter++);
-  const fs::path staging = target.string() + ".staging" + tag;
-  const fs::path old = target.string() + ".old" + tag;
-  fs::remove_all(staging, ec);
-  if (!fs::create_directory(staging, ec)) {
-    return absl::InternalError(absl::StrCat("cannot create ", staging.string(),
-                                            ": ", ec.message()));
-  }
-  auto fail = [&](absl::Status status) {
-    std::error_code ignored;
-    fs::remove_all(staging, ignored);
-    return status;
-  };
-  std::set<std::string> ours;
-  for (const auto& [name, bytes] : files) {
-    ours.insert(name);
-    absl::Status s = WriteFileAtomically((staging / name).string(), bytes);
-    if (!s.ok()) return fail(s);
-  }
-  if (!fs::exists(target, ec)) {
-    fs::rename(staging, target, ec);
-    if (ec) {
-      return fail(absl::InternalError(absl::StrCat(
-          "cannot move ", staging.string(), " to ", dir, ": ", ec.message())));
-    }
-    return absl::OkStatus();
-  }
-  // Carry over unrelated entries (README.md, reports) first, then swap.
-  for (const auto& entry : fs::directory_iterator(target, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (ours.count(name)) continue;
-    std::error_code copy_ec;
-    fs::copy(entry.path(), staging / name,
-             fs::copy_options::recursive | fs::copy_options::copy_symlinks,
-             copy_ec);
-    if (copy_ec) {
-      return fail(absl::InternalError(absl::StrCat(
-          "cannot carry over ", entry.path().string(), ": ", copy_ec.message())));
-    }
-  }
-  fs::rename(target, old, ec);
-  if (ec) {
-    return fail(absl::InternalError(
-        absl::StrCat("cannot replace ", dir, ": ", ec.message())));
-  }
-  fs::rename(staging, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::rename(old, target, ignored);  // put the old adapter back
-    return fail(absl::InternalError(
-        absl::StrCat("cannot replace ", dir, ": ", ec.message())));
-  }
-  fs::remove_all(old, ec);
-  return absl::OkStatus();
-}
-
-absl::Status WriteAdapter(const DyLoraAdapter& adapter, int64_t rank,
-                          bool full, const std::string& dir) {
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+SerializeAdapter(const DyLoraAdapter& adapter, int64_t rank, bool full) {
   const AdapterConfig& c = adapter.config();
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   DYLORA_RETURN_IF_ERROR(CallTorch("adapter export", [&] {
@@ -136,9 +65,16 @@ absl::Status WriteAdapter(const DyLoraAdapter& adapter, int64_t rank,
                           SerializeTensors(tensors, {{"format", "pt"}}));
   std::string config =
       AdapterConfigToJson(c, adapter.rank_metrics(), rank, full);
-  return WriteAdapterDirectory(
-      dir, {{kAdapterWeightsFile, std::move(weights)},
-            {kAdapterConfigFile, std::move(config)}});
+  std::vector<std::pair<std::string, std::string>> files;
+  files.emplace_back(kAdapterWeightsFile, std::move(weights));
+  files.emplace_back(kAdapterConfigFile, std::move(config));
+  return files;
+}
+
+absl::Status WriteAdapter(const DyLoraAdapter& adapter, int64_t rank, bool full,
+                          const std::string& dir) {
+  DYLORA_ASSIGN_OR_RETURN(auto files, SerializeAdapter(adapter, rank, full));
+  return WriteDirectoryAtomically(dir, files);
 }
 
 // One parsed tensor name of an adapter file.
@@ -195,8 +131,8 @@ absl::StatusOr<ParsedName> ParseTensorName(const std::string& name,
   const absl::string_view module = rest.substr(dot + 1);
   for (LinearKind k : kKinds) {
     const std::string path = LinearId{0, k}.ModulePath();
-    if (absl::string_view(path).substr(std::string("encoder.layer.0.").size()) ==
-        module) {
+    if (absl::string_view(path).substr(
+            std::string("encoder.layer.0.").size()) == module) {
       out.id = LinearId{layer, k};
       return out;
     }
@@ -214,6 +150,11 @@ std::string PeftBackbonePrefix(EncoderFamily family) {
 std::string AdapterConfigJson(const DyLoraAdapter& adapter) {
   return AdapterConfigToJson(adapter.config(), adapter.rank_metrics(),
                              adapter.config().r_max, true);
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+SerializeAdapterFiles(const DyLoraAdapter& adapter) {
+  return SerializeAdapter(adapter, adapter.config().r_max, /*full=*/true);
 }
 
 absl::Status SaveAdapter(const DyLoraAdapter& adapter, const std::string& dir) {
@@ -249,8 +190,8 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> ReadAdapter(
           weights_path, ": tensor \"", name, "\" is not floating point"));
     }
     DYLORA_ASSIGN_OR_RETURN(at::Tensor t, CallTorch("adapter load", [&] {
-      return tensor.to(at::kFloat).contiguous();
-    }));
+                              return tensor.to(at::kFloat).contiguous();
+                            }));
     if (p.is_head) {
       head.push_back({p.head_name, t});
       continue;
@@ -267,10 +208,10 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> ReadAdapter(
     // Every lora tensor must carry the config's r (r_max).
     const int64_t r = p.ab == 'A' ? t.size(0) : (t.dim() == 2 ? t.size(1) : -1);
     if (t.dim() != 2 || r != parsed.r) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          weights_path, ": tensor \"", name, "\" has shape [",
-          absl::StrJoin(t.sizes(), ", "), "], inconsistent with r = ",
-          parsed.r));
+      return absl::InvalidArgumentError(
+          absl::StrCat(weights_path, ": tensor \"", name, "\" has shape [",
+                       absl::StrJoin(t.sizes(), ", "),
+                       "], inconsistent with r = ", parsed.r));
     }
   }
   if (by_key.empty()) {
@@ -282,9 +223,10 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> ReadAdapter(
   for (auto& [key, entry] : by_key) {
     const auto& [id, f] = entry;
     if (!f.down.defined() || !f.up.defined()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          weights_path, ": tensor \"", LoraName(*family, id, f.down.defined() ? 'B' : 'A'),
-          "\" is missing"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(weights_path, ": tensor \"",
+                       LoraName(*family, id, f.down.defined() ? 'B' : 'A'),
+                       "\" is missing"));
     }
     kinds_in_file.insert(id.kind);
     factors.push_back(entry);

@@ -41,6 +41,11 @@ inline constexpr char kAdapterWeightsFile[] = "adapter_model.safetensors";
 // backbone of a *ForSequenceClassification model.
 std::string PeftBackbonePrefix(EncoderFamily family);
 
+// The files SaveAdapter writes, as (file name, contents), for callers that
+// put them in a directory of their own (the trainer's checkpoints).
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+SerializeAdapterFiles(const DyLoraAdapter& adapter);
+
 // The full DyLoRA adapter (all r_max ranks + metadata).
 absl::Status SaveAdapter(const DyLoraAdapter& adapter, const std::string& dir);
 

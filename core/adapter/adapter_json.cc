@@ -1,9 +1,8 @@
 #include "core/adapter/adapter_json.h"
 
 #include <cmath>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -19,12 +18,18 @@ using json = nlohmann::json;
 // kOutput has none ("output.dense" also matches attention.output.dense).
 const char* PeftSuffix(LinearKind kind) {
   switch (kind) {
-    case LinearKind::kQuery: return "query";
-    case LinearKind::kKey: return "key";
-    case LinearKind::kValue: return "value";
-    case LinearKind::kAttentionOutput: return "attention.output.dense";
-    case LinearKind::kIntermediate: return "intermediate.dense";
-    case LinearKind::kOutput: return nullptr;
+    case LinearKind::kQuery:
+      return "query";
+    case LinearKind::kKey:
+      return "key";
+    case LinearKind::kValue:
+      return "value";
+    case LinearKind::kAttentionOutput:
+      return "attention.output.dense";
+    case LinearKind::kIntermediate:
+      return "intermediate.dense";
+    case LinearKind::kOutput:
+      return nullptr;
   }
   return nullptr;
 }
@@ -51,8 +56,8 @@ json PeftTargetModules(const std::vector<LinearKind>& kinds) {
     }
     alternatives.push_back(escaped);
   }
-  return absl::StrCat(".*encoder\\.layer\\.\\d+\\.(?:",
-                      absl::StrJoin(alternatives, "|"), ")");
+  return absl::StrCat(
+      ".*encoder\\.layer\\.\\d+\\.(?:", absl::StrJoin(alternatives, "|"), ")");
 }
 
 json Number(double v) {
@@ -164,7 +169,8 @@ class Reader {
     }
     if (v.is_number_float()) {
       const double d = v.get<double>();
-      if (d == std::floor(d) && std::fabs(d) < 1e15) return static_cast<int64_t>(d);
+      if (d == std::floor(d) && std::fabs(d) < 1e15)
+        return static_cast<int64_t>(d);
     }
     return Error(path, "must be an integer");
   }
@@ -190,9 +196,9 @@ absl::StatusOr<std::vector<LinearKind>> PeftKinds(const json& targets,
   for (const json& t : targets) {
     if (!t.is_string()) return rd.Error("target_modules", "must hold strings");
     const std::string s = t.get<std::string>();
-    for (LinearKind k : {LinearKind::kQuery, LinearKind::kKey,
-                         LinearKind::kValue, LinearKind::kAttentionOutput,
-                         LinearKind::kIntermediate}) {
+    for (LinearKind k :
+         {LinearKind::kQuery, LinearKind::kKey, LinearKind::kValue,
+          LinearKind::kAttentionOutput, LinearKind::kIntermediate}) {
       if (s == PeftSuffix(k) || s == LinearKindName(k)) kinds.push_back(k);
     }
   }
@@ -206,8 +212,7 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
   json j = json::parse(text.begin(), text.end(), nullptr,
                        /*allow_exceptions=*/false);
   if (j.is_discarded()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(origin, ": not valid JSON"));
+    return absl::InvalidArgumentError(absl::StrCat(origin, ": not valid JSON"));
   }
   if (!j.is_object()) {
     return absl::InvalidArgumentError(
@@ -219,20 +224,23 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
   try {
     DYLORA_ASSIGN_OR_RETURN(const json* peft_type,
                             rd.Get(j, "peft_type", "peft_type", true));
-    DYLORA_ASSIGN_OR_RETURN(std::string type, rd.String(*peft_type, "peft_type"));
+    DYLORA_ASSIGN_OR_RETURN(std::string type,
+                            rd.String(*peft_type, "peft_type"));
     if (type != "LORA") {
-      return rd.Error("peft_type", absl::StrCat("is \"", type,
-                                                "\"; only \"LORA\" is supported"));
+      return rd.Error(
+          "peft_type",
+          absl::StrCat("is \"", type, "\"; only \"LORA\" is supported"));
     }
     DYLORA_ASSIGN_OR_RETURN(const json* r, rd.Get(j, "r", "r", true));
     DYLORA_ASSIGN_OR_RETURN(out.r, rd.Int(*r, "r"));
-    if (out.r < 1) return rd.Error("r", absl::StrCat("must be >= 1, got ", out.r));
+    if (out.r < 1)
+      return rd.Error("r", absl::StrCat("must be >= 1, got ", out.r));
     DYLORA_ASSIGN_OR_RETURN(const json* alpha,
                             rd.Get(j, "lora_alpha", "lora_alpha", true));
     DYLORA_ASSIGN_OR_RETURN(out.lora_alpha, rd.Double(*alpha, "lora_alpha"));
     if (!(out.lora_alpha > 0) || !std::isfinite(out.lora_alpha)) {
-      return rd.Error("lora_alpha", absl::StrCat("must be positive, got ",
-                                                 out.lora_alpha));
+      return rd.Error("lora_alpha",
+                      absl::StrCat("must be positive, got ", out.lora_alpha));
     }
     // Variants whose math we do not implement are refused, not misread.
     for (const char* flag : {"use_rslora", "use_dora", "fan_in_fan_out",
@@ -243,18 +251,21 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
       }
     }
     for (const char* pattern : {"rank_pattern", "alpha_pattern"}) {
-      DYLORA_ASSIGN_OR_RETURN(const json* v, rd.Get(j, pattern, pattern, false));
+      DYLORA_ASSIGN_OR_RETURN(const json* v,
+                              rd.Get(j, pattern, pattern, false));
       if (v != nullptr && !(v->is_object() && v->empty())) {
-        return rd.Error(pattern, "must be empty (per-module ranks unsupported)");
+        return rd.Error(pattern,
+                        "must be empty (per-module ranks unsupported)");
       }
     }
     DYLORA_ASSIGN_OR_RETURN(const json* bias, rd.Get(j, "bias", "bias", false));
-    if (bias != nullptr && !(bias->is_string() && bias->get<std::string>() == "none")) {
+    if (bias != nullptr &&
+        !(bias->is_string() && bias->get<std::string>() == "none")) {
       return rd.Error("bias", "must be \"none\"");
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* base,
-                            rd.Get(j, "base_model_name_or_path",
-                                   "base_model_name_or_path", false));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* base,
+        rd.Get(j, "base_model_name_or_path", "base_model_name_or_path", false));
     if (base != nullptr) {
       DYLORA_ASSIGN_OR_RETURN(c.base_model_name_or_path,
                               rd.String(*base, "base_model_name_or_path"));
@@ -264,8 +275,9 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
     if (task != nullptr) {
       DYLORA_ASSIGN_OR_RETURN(c.task_type, rd.String(*task, "task_type"));
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* targets,
-                            rd.Get(j, "target_modules", "target_modules", false));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* targets,
+        rd.Get(j, "target_modules", "target_modules", false));
     if (targets != nullptr) {
       DYLORA_ASSIGN_OR_RETURN(c.target_kinds, PeftKinds(*targets, rd));
     } else {
@@ -274,67 +286,84 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
     c.alpha = out.lora_alpha;
     c.r_min = c.r_max = out.r;
 
-    DYLORA_ASSIGN_OR_RETURN(const json* d, rd.Get(j, "dylora", "dylora", false));
+    DYLORA_ASSIGN_OR_RETURN(const json* d,
+                            rd.Get(j, "dylora", "dylora", false));
     if (d == nullptr) return out;
     if (!d->is_object()) return rd.Error("dylora", "must be an object");
     out.has_dylora = true;
-    DYLORA_ASSIGN_OR_RETURN(const json* version,
-                            rd.Get(*d, "format_version", "dylora.format_version", true));
-    DYLORA_ASSIGN_OR_RETURN(int64_t v, rd.Int(*version, "dylora.format_version"));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* version,
+        rd.Get(*d, "format_version", "dylora.format_version", true));
+    DYLORA_ASSIGN_OR_RETURN(int64_t v,
+                            rd.Int(*version, "dylora.format_version"));
     if (v != kAdapterFormatVersion) {
       return rd.Error("dylora.format_version",
                       absl::StrCat("is ", v, "; this build reads version ",
                                    kAdapterFormatVersion));
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* r_min, rd.Get(*d, "r_min", "dylora.r_min", true));
+    DYLORA_ASSIGN_OR_RETURN(const json* r_min,
+                            rd.Get(*d, "r_min", "dylora.r_min", true));
     DYLORA_ASSIGN_OR_RETURN(c.r_min, rd.Int(*r_min, "dylora.r_min"));
-    DYLORA_ASSIGN_OR_RETURN(const json* r_max, rd.Get(*d, "r_max", "dylora.r_max", true));
+    DYLORA_ASSIGN_OR_RETURN(const json* r_max,
+                            rd.Get(*d, "r_max", "dylora.r_max", true));
     DYLORA_ASSIGN_OR_RETURN(c.r_max, rd.Int(*r_max, "dylora.r_max"));
     if (c.r_min < 1 || c.r_max < c.r_min) {
-      return rd.Error("dylora.r_min", absl::StrCat("range [", c.r_min, ", ",
-                                                   c.r_max, "] is empty or below 1"));
+      return rd.Error("dylora.r_min",
+                      absl::StrCat("range [", c.r_min, ", ", c.r_max,
+                                   "] is empty or below 1"));
     }
     if (c.r_max != out.r) {
-      return rd.Error("dylora.r_max", absl::StrCat("is ", c.r_max,
-                                                   " but r is ", out.r));
+      return rd.Error("dylora.r_max",
+                      absl::StrCat("is ", c.r_max, " but r is ", out.r));
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* a, rd.Get(*d, "alpha", "dylora.alpha", true));
+    DYLORA_ASSIGN_OR_RETURN(const json* a,
+                            rd.Get(*d, "alpha", "dylora.alpha", true));
     DYLORA_ASSIGN_OR_RETURN(c.alpha, rd.Double(*a, "dylora.alpha"));
     if (c.alpha != out.lora_alpha) {
-      return rd.Error("dylora.alpha", absl::StrCat("is ", c.alpha,
-                                                   " but lora_alpha is ",
-                                                   out.lora_alpha));
+      return rd.Error(
+          "dylora.alpha",
+          absl::StrCat("is ", c.alpha, " but lora_alpha is ", out.lora_alpha));
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* t, rd.Get(*d, "target_modules",
-                                                 "dylora.target_modules", true));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* t,
+        rd.Get(*d, "target_modules", "dylora.target_modules", true));
     if (!t->is_array() || t->empty()) {
       return rd.Error("dylora.target_modules", "must be a non-empty list");
     }
     c.target_kinds.clear();
     for (const json& name : *t) {
-      DYLORA_ASSIGN_OR_RETURN(std::string s, rd.String(name, "dylora.target_modules"));
+      DYLORA_ASSIGN_OR_RETURN(std::string s,
+                              rd.String(name, "dylora.target_modules"));
       auto kind = ParseLinearKind(s);
-      if (!kind.ok()) return rd.Error("dylora.target_modules", kind.status().message());
+      if (!kind.ok())
+        return rd.Error("dylora.target_modules", kind.status().message());
       c.target_kinds.push_back(*kind);
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* dist, rd.Get(*d, "rank_distribution",
-                                                    "dylora.rank_distribution", false));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* dist,
+        rd.Get(*d, "rank_distribution", "dylora.rank_distribution", false));
     if (dist != nullptr) {
-      DYLORA_ASSIGN_OR_RETURN(std::string s, rd.String(*dist, "dylora.rank_distribution"));
+      DYLORA_ASSIGN_OR_RETURN(std::string s,
+                              rd.String(*dist, "dylora.rank_distribution"));
       auto parsed = RankDistribution::Parse(s);
-      if (!parsed.ok()) return rd.Error("dylora.rank_distribution", parsed.status().message());
+      if (!parsed.ok())
+        return rd.Error("dylora.rank_distribution", parsed.status().message());
       c.rank_distribution = *parsed;
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* mode, rd.Get(*d, "update_mode",
-                                                    "dylora.update_mode", false));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* mode,
+        rd.Get(*d, "update_mode", "dylora.update_mode", false));
     if (mode != nullptr) {
-      DYLORA_ASSIGN_OR_RETURN(std::string s, rd.String(*mode, "dylora.update_mode"));
+      DYLORA_ASSIGN_OR_RETURN(std::string s,
+                              rd.String(*mode, "dylora.update_mode"));
       auto parsed = ParseUpdateMode(s);
-      if (!parsed.ok()) return rd.Error("dylora.update_mode", parsed.status().message());
+      if (!parsed.ok())
+        return rd.Error("dylora.update_mode", parsed.status().message());
       c.update_mode = *parsed;
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* fp, rd.Get(*d, "base_model_fingerprint",
-                                                  "dylora.base_model_fingerprint", false));
+    DYLORA_ASSIGN_OR_RETURN(const json* fp,
+                            rd.Get(*d, "base_model_fingerprint",
+                                   "dylora.base_model_fingerprint", false));
     if (fp != nullptr) {
       DYLORA_ASSIGN_OR_RETURN(c.base_model_fingerprint,
                               rd.String(*fp, "dylora.base_model_fingerprint"));
@@ -347,26 +376,33 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
       return absl::OkStatus();
     };
     RankMetrics& m = out.metrics;
-    DYLORA_ASSIGN_OR_RETURN(const json* table, rd.Get(*d, "rank_metrics",
-                                                     "dylora.rank_metrics", false));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* table,
+        rd.Get(*d, "rank_metrics", "dylora.rank_metrics", false));
     if (table != nullptr) {
-      if (!table->is_object()) return rd.Error("dylora.rank_metrics", "must be an object");
-      DYLORA_ASSIGN_OR_RETURN(const json* name, rd.Get(*table, "metric",
-                                                      "dylora.rank_metrics.metric", false));
+      if (!table->is_object())
+        return rd.Error("dylora.rank_metrics", "must be an object");
+      DYLORA_ASSIGN_OR_RETURN(
+          const json* name,
+          rd.Get(*table, "metric", "dylora.rank_metrics.metric", false));
       if (name != nullptr) {
-        DYLORA_ASSIGN_OR_RETURN(m.metric, rd.String(*name, "dylora.rank_metrics.metric"));
+        DYLORA_ASSIGN_OR_RETURN(m.metric,
+                                rd.String(*name, "dylora.rank_metrics.metric"));
       }
-      DYLORA_ASSIGN_OR_RETURN(const json* hib,
-                              rd.Get(*table, "higher_is_better",
-                                     "dylora.rank_metrics.higher_is_better", false));
+      DYLORA_ASSIGN_OR_RETURN(
+          const json* hib,
+          rd.Get(*table, "higher_is_better",
+                 "dylora.rank_metrics.higher_is_better", false));
       if (hib != nullptr) {
         if (!hib->is_boolean()) {
-          return rd.Error("dylora.rank_metrics.higher_is_better", "must be a boolean");
+          return rd.Error("dylora.rank_metrics.higher_is_better",
+                          "must be a boolean");
         }
         m.higher_is_better = hib->get<bool>();
       }
-      DYLORA_ASSIGN_OR_RETURN(const json* values,
-                              rd.Get(*table, "values", "dylora.rank_metrics.values", false));
+      DYLORA_ASSIGN_OR_RETURN(
+          const json* values,
+          rd.Get(*table, "values", "dylora.rank_metrics.values", false));
       if (values != nullptr) {
         if (!values->is_array()) {
           return rd.Error("dylora.rank_metrics.values", "must be a list");
@@ -374,30 +410,38 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
         std::set<int64_t> seen;
         for (const json& e : *values) {
           const char* path = "dylora.rank_metrics.values[]";
-          if (!e.is_object()) return rd.Error(path, "must hold {rank, value} objects");
-          DYLORA_ASSIGN_OR_RETURN(const json* rk, rd.Get(e, "rank", path, true));
+          if (!e.is_object())
+            return rd.Error(path, "must hold {rank, value} objects");
+          DYLORA_ASSIGN_OR_RETURN(const json* rk,
+                                  rd.Get(e, "rank", path, true));
           DYLORA_ASSIGN_OR_RETURN(int64_t rank, rd.Int(*rk, path));
           DYLORA_RETURN_IF_ERROR(in_range(rank, path));
           if (!seen.insert(rank).second) {
             return rd.Error(path, absl::StrCat("lists rank ", rank, " twice"));
           }
-          DYLORA_ASSIGN_OR_RETURN(const json* val, rd.Get(e, "value", path, true));
+          DYLORA_ASSIGN_OR_RETURN(const json* val,
+                                  rd.Get(e, "value", path, true));
           DYLORA_ASSIGN_OR_RETURN(double value, rd.Double(*val, path));
           m.values.push_back({rank, value});
         }
       }
     }
-    DYLORA_ASSIGN_OR_RETURN(const json* rec, rd.Get(*d, "recommended_ranks",
-                                                   "dylora.recommended_ranks", false));
+    DYLORA_ASSIGN_OR_RETURN(
+        const json* rec,
+        rd.Get(*d, "recommended_ranks", "dylora.recommended_ranks", false));
     if (rec != nullptr) {
-      if (!rec->is_object()) return rd.Error("dylora.recommended_ranks", "must be an object");
-      DYLORA_ASSIGN_OR_RETURN(const json* tol, rd.Get(*rec, "tolerance",
-                                                     "dylora.recommended_ranks.tolerance", false));
+      if (!rec->is_object())
+        return rd.Error("dylora.recommended_ranks", "must be an object");
+      DYLORA_ASSIGN_OR_RETURN(
+          const json* tol, rd.Get(*rec, "tolerance",
+                                  "dylora.recommended_ranks.tolerance", false));
       if (tol != nullptr) {
-        DYLORA_ASSIGN_OR_RETURN(m.tolerance, rd.Double(*tol, "dylora.recommended_ranks.tolerance"));
+        DYLORA_ASSIGN_OR_RETURN(
+            m.tolerance, rd.Double(*tol, "dylora.recommended_ranks.tolerance"));
       }
       for (auto [key, slot] :
-           {std::pair<const char*, std::optional<int64_t>*>{"best", &m.best_rank},
+           {std::pair<const char*, std::optional<int64_t>*>{"best",
+                                                            &m.best_rank},
             {"smallest_within_tolerance", &m.smallest_rank_within_tolerance}}) {
         const std::string path = absl::StrCat("dylora.recommended_ranks.", key);
         DYLORA_ASSIGN_OR_RETURN(const json* v, rd.Get(*rec, key, path, false));

@@ -43,8 +43,8 @@ absl::StatusOr<UpdateMode> ParseUpdateMode(absl::string_view name) {
 absl::Status ValidateRank(int64_t rank, int64_t r_min, int64_t r_max) {
   if (rank < r_min || rank > r_max) {
     return absl::InvalidArgumentError(
-        absl::StrCat("rank ", rank, " is outside this adapter's range [",
-                     r_min, ", ", r_max, "]"));
+        absl::StrCat("rank ", rank, " is outside this adapter's range [", r_min,
+                     ", ", r_max, "]"));
   }
   return absl::OkStatus();
 }
@@ -101,11 +101,10 @@ at::Tensor UncheckedLowRankDelta(const at::Tensor& x, const at::Tensor& down,
 at::Tensor UncheckedLowRankDeltaPerRow(const at::Tensor& x,
                                        const at::Tensor& down,
                                        const at::Tensor& up, double alpha,
-                                       const at::Tensor& ranks,
-                                       int64_t width) {
+                                       const at::Tensor& ranks, int64_t width) {
   TORCH_CHECK(x.dim() >= 2 && ranks.dim() == 1 && x.size(0) == ranks.size(0),
-              "per-row ranks [", ranks.numel(), "] do not match the batch of x ",
-              x.sizes());
+              "per-row ranks [", ranks.numel(),
+              "] do not match the batch of x ", x.sizes());
   if (width < 1) width = ranks.numel() == 0 ? 1 : ranks.max().item<int64_t>();
   at::Tensor h = at::matmul(x, down.narrow(0, 0, width).t());  // [B,...,w]
   at::Tensor w = RowColumnWeights(ranks, width, alpha, h.options());
@@ -123,12 +122,10 @@ std::pair<at::Tensor, at::Tensor> UncheckedTrainingFactors(
     // rank 1 in frozen mode: the only row is the live one.
     return {down.narrow(0, 0, rank), up.narrow(1, 0, rank)};
   }
-  at::Tensor d = at::cat({down.narrow(0, 0, rank - 1).detach(),
-                          down.narrow(0, rank - 1, 1)},
-                         0);
-  at::Tensor u =
-      at::cat({up.narrow(1, 0, rank - 1).detach(), up.narrow(1, rank - 1, 1)},
-              1);
+  at::Tensor d = at::cat(
+      {down.narrow(0, 0, rank - 1).detach(), down.narrow(0, rank - 1, 1)}, 0);
+  at::Tensor u = at::cat(
+      {up.narrow(1, 0, rank - 1).detach(), up.narrow(1, rank - 1, 1)}, 1);
   return {d, u};
 }
 
@@ -144,8 +141,8 @@ at::Tensor UncheckedMergedWeight(const at::Tensor& weight,
                                  double alpha, int64_t rank) {
   at::Tensor product =
       at::matmul(up.narrow(1, 0, rank), down.narrow(0, 0, rank));
-  return weight + product.to(weight.scalar_type()) *
-                      (alpha / static_cast<double>(rank));
+  return weight +
+         product.to(weight.scalar_type()) * (alpha / static_cast<double>(rank));
 }
 
 namespace {
@@ -179,12 +176,9 @@ absl::Status ValidateInput(const at::Tensor& x, const at::Tensor& weight) {
 
 }  // namespace
 
-absl::StatusOr<at::Tensor> DyLoraForward(const at::Tensor& x,
-                                         const at::Tensor& weight,
-                                         const at::Tensor& bias,
-                                         const at::Tensor& down,
-                                         const at::Tensor& up, double alpha,
-                                         int64_t rank) {
+absl::StatusOr<at::Tensor> DyLoraForward(
+    const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+    const at::Tensor& down, const at::Tensor& up, double alpha, int64_t rank) {
   DYLORA_RETURN_IF_ERROR(ValidateLinear(weight, bias, down, up, alpha));
   DYLORA_RETURN_IF_ERROR(ValidateInput(x, weight));
   DYLORA_RETURN_IF_ERROR(ValidateRank(rank, 1, down.size(0)));

@@ -82,12 +82,9 @@ at::Tensor UncheckedMergedWeight(const at::Tensor& weight,
                                  double alpha, int64_t rank);
 
 // Validating forms of the above. `bias` may be undefined.
-absl::StatusOr<at::Tensor> DyLoraForward(const at::Tensor& x,
-                                         const at::Tensor& weight,
-                                         const at::Tensor& bias,
-                                         const at::Tensor& down,
-                                         const at::Tensor& up, double alpha,
-                                         int64_t rank);
+absl::StatusOr<at::Tensor> DyLoraForward(
+    const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+    const at::Tensor& down, const at::Tensor& up, double alpha, int64_t rank);
 absl::StatusOr<at::Tensor> DyLoraForwardPerRow(
     const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
     const at::Tensor& down, const at::Tensor& up, double alpha,

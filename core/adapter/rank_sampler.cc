@@ -3,17 +3,17 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "core/util/status_macros.h"
 
 namespace dylora {
 
 absl::StatusOr<RankDistribution> RankDistribution::Geometric(double p) {
   if (!(p > 0.0 && p <= 1.0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "geometric rank distribution needs 0 < p <= 1, got ", p));
+    return absl::InvalidArgumentError(
+        absl::StrCat("geometric rank distribution needs 0 < p <= 1, got ", p));
   }
   return RankDistribution(Kind::kGeometric, p);
 }
@@ -26,9 +26,9 @@ absl::StatusOr<RankDistribution> RankDistribution::Parse(
     absl::string_view number = text.substr(kGeometric.size());
     double p = 0;
     if (!absl::SimpleAtod(number, &p)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rank distribution \"", text, "\": \"", number,
-                       "\" is not a number"));
+      return absl::InvalidArgumentError(absl::StrCat("rank distribution \"",
+                                                     text, "\": \"", number,
+                                                     "\" is not a number"));
     }
     return Geometric(p);
   }
@@ -52,9 +52,10 @@ absl::StatusOr<std::vector<double>> RankDistribution::Probabilities(
   probs.reserve(r_max - r_min + 1);
   double total = 0;
   for (int64_t b = r_min; b <= r_max; ++b) {
-    const double w = kind_ == Kind::kUniform
-                         ? 1.0
-                         : p_ * std::pow(1.0 - p_, static_cast<double>(b - r_min));
+    const double w =
+        kind_ == Kind::kUniform
+            ? 1.0
+            : p_ * std::pow(1.0 - p_, static_cast<double>(b - r_min));
     probs.push_back(w);
     total += w;
   }

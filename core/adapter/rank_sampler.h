@@ -19,7 +19,9 @@ class RankDistribution {
  public:
   enum class Kind { kUniform, kGeometric };
 
-  static RankDistribution Uniform() { return RankDistribution(Kind::kUniform, 0); }
+  static RankDistribution Uniform() {
+    return RankDistribution(Kind::kUniform, 0);
+  }
   static absl::StatusOr<RankDistribution> Geometric(double p);
   // Parses the text form; errors name the text and what was expected.
   static absl::StatusOr<RankDistribution> Parse(absl::string_view text);

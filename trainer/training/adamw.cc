@@ -95,7 +95,7 @@ absl::Status AdamW::RestoreState(
       if (name != want || !tensor.sizes().equals(exp_avg_[i].sizes())) {
         return absl::InvalidArgumentError(absl::StrCat(
             "optimizer state tensor '", name, "' does not fit slot ", i,
-            " (expected '", want, "' of shape ", exp_avg_[i].sizes(), ")"));
+            " (expected '", want, "' with ", exp_avg_[i].numel(), " elements)"));
       }
     }
   }

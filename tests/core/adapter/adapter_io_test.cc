@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 
 #include <filesystem>
-
 #include <nlohmann/json.hpp>
 
 #include "core/adapter/adapter_json.h"
@@ -128,8 +127,9 @@ TEST_F(AdapterIoTest, FileUsesPeftNamesAndConfig) {
   auto tensors = SavedTensors();
   std::set<std::string> names;
   for (const auto& [n, t] : tensors) names.insert(n);
-  EXPECT_TRUE(names.count(
-      "base_model.model.bert.encoder.layer.1.attention.self.value.lora_A.weight"));
+  EXPECT_TRUE(
+      names.count("base_model.model.bert.encoder.layer.1.attention.self.value."
+                  "lora_A.weight"));
   EXPECT_TRUE(names.count("base_model.model.classifier.weight"));
   EXPECT_TRUE(names.count("base_model.model.classifier.bias"));
   EXPECT_EQ(names.size(), 2u * 2 * 2 + 2);
@@ -211,7 +211,10 @@ TEST_F(AdapterIoTest, RefusesCorruptOrInconsistentConfig) {
       {"alpha negative", [](auto& j) { j["lora_alpha"] = -1; }, "lora_alpha"},
       {"alpha missing", [](auto& j) { j.erase("lora_alpha"); }, "lora_alpha"},
       {"rslora", [](auto& j) { j["use_rslora"] = true; }, "use_rslora"},
-      {"rank pattern", [](auto& j) { j["rank_pattern"] = {{"query", 4}}; },
+      {"rank pattern",
+       [](auto& j) {
+         j["rank_pattern"] = {{"query", 4}};
+       },
        "rank_pattern"},
       {"r_max mismatch", [](auto& j) { j["dylora"]["r_max"] = 4; }, "r_max"},
       {"alpha mismatch", [](auto& j) { j["dylora"]["alpha"] = 8; }, "alpha"},
@@ -220,11 +223,14 @@ TEST_F(AdapterIoTest, RefusesCorruptOrInconsistentConfig) {
       {"bad distribution",
        [](auto& j) { j["dylora"]["rank_distribution"] = "zipf"; },
        "rank_distribution"},
-      {"bad mode", [](auto& j) { j["dylora"]["update_mode"] = 3; }, "update_mode"},
+      {"bad mode", [](auto& j) { j["dylora"]["update_mode"] = 3; },
+       "update_mode"},
       {"bad version", [](auto& j) { j["dylora"]["format_version"] = 99; },
        "format_version"},
       {"targets mismatch",
-       [](auto& j) { j["dylora"]["target_modules"] = {"query", "key"}; },
+       [](auto& j) {
+         j["dylora"]["target_modules"] = {"query", "key"};
+       },
        "target_modules"},
       {"unknown target",
        [](auto& j) { j["dylora"]["target_modules"] = {"dense"}; },
@@ -234,7 +240,8 @@ TEST_F(AdapterIoTest, RefusesCorruptOrInconsistentConfig) {
        "recommended_ranks.best"},
       {"metric rank out of range",
        [](auto& j) {
-         j["dylora"]["rank_metrics"]["values"] = {{{"rank", 1}, {"value", 0.5}}};
+         j["dylora"]["rank_metrics"]["values"] = {
+             {{"rank", 1}, {"value", 0.5}}};
        },
        "rank_metrics"},
       {"dylora not object", [](auto& j) { j["dylora"] = 5; }, "dylora"},
@@ -252,9 +259,11 @@ TEST_F(AdapterIoTest, RefusesCorruptOrInconsistentConfig) {
 TEST_F(AdapterIoTest, RefusesMissingWrongOrCorruptTensors) {
   const auto good = SavedTensors();
   const std::string a_name =
-      "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight";
+      "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A."
+      "weight";
   const std::string b_name =
-      "base_model.model.bert.encoder.layer.0.attention.self.query.lora_B.weight";
+      "base_model.model.bert.encoder.layer.0.attention.self.query.lora_B."
+      "weight";
   auto without = [&](const std::string& name) {
     auto t = good;
     std::erase_if(t, [&](const auto& p) { return p.first == name; });
@@ -280,20 +289,24 @@ TEST_F(AdapterIoTest, RefusesMissingWrongOrCorruptTensors) {
   EXPECT_THAT(std::string(s.message()), HasSubstr("attention.self.query"));
   // A layer the backbone does not have.
   auto extra = good;
-  extra.push_back({"base_model.model.bert.encoder.layer.7.attention.self.query.lora_A.weight",
-                   at::zeros({8, 32})});
-  extra.push_back({"base_model.model.bert.encoder.layer.7.attention.self.query.lora_B.weight",
-                   at::zeros({32, 8})});
+  extra.push_back(
+      {"base_model.model.bert.encoder.layer.7.attention.self.query.lora_A."
+       "weight",
+       at::zeros({8, 32})});
+  extra.push_back(
+      {"base_model.model.bert.encoder.layer.7.attention.self.query.lora_B."
+       "weight",
+       at::zeros({32, 8})});
   s = LoadWithTensors(extra);
   EXPECT_THAT(std::string(s.message()), HasSubstr("encoder.layer.7"));
   // Unknown tensors are refused rather than ignored.
   auto unknown = good;
-  unknown.push_back({"base_model.model.bert.pooler.dense.lora_A.weight",
-                     at::zeros({8, 32})});
+  unknown.push_back(
+      {"base_model.model.bert.pooler.dense.lora_A.weight", at::zeros({8, 32})});
   EXPECT_FALSE(LoadWithTensors(unknown).ok());
   // Head of the wrong width.
-  s = LoadWithTensors(replaced("base_model.model.classifier.weight",
-                               at::zeros({3, 31})));
+  s = LoadWithTensors(
+      replaced("base_model.model.classifier.weight", at::zeros({3, 31})));
   EXPECT_THAT(std::string(s.message()), HasSubstr("classifier.weight"));
   // Integer tensors.
   s = LoadWithTensors(replaced(b_name, at::zeros({32, 8}, at::kLong)));
@@ -305,7 +318,8 @@ TEST_F(AdapterIoTest, RefusesMissingWrongOrCorruptTensors) {
   s = LoadAdapter(dir_, *encoder_).status();
   EXPECT_FALSE(s.ok());
   EXPECT_THAT(std::string(s.message()), HasSubstr("adapter_model.safetensors"));
-  Spit(dir_ + "/" + kAdapterWeightsFile, std::string("\x10\0\0\0\0\0\0\0{not json}!!!!!!", 24));
+  Spit(dir_ + "/" + kAdapterWeightsFile,
+       std::string("\x10\0\0\0\0\0\0\0{not json}!!!!!!", 24));
   EXPECT_FALSE(LoadAdapter(dir_, *encoder_).ok());
   fs::remove(dir_ + "/" + kAdapterWeightsFile);
   EXPECT_FALSE(LoadAdapter(dir_, *encoder_).ok());
@@ -317,8 +331,9 @@ TEST(AdapterJsonTest, OutputKindUsesAnExactRegexForPeft) {
   c.target_kinds = {LinearKind::kQuery, LinearKind::kOutput};
   auto j = nlohmann::json::parse(AdapterConfigToJson(c, {}, 8, true));
   ASSERT_TRUE(j["target_modules"].is_string());
-  EXPECT_EQ(j["target_modules"],
-            ".*encoder\\.layer\\.\\d+\\.(?:attention\\.self\\.query|output\\.dense)");
+  EXPECT_EQ(
+      j["target_modules"],
+      ".*encoder\\.layer\\.\\d+\\.(?:attention\\.self\\.query|output\\.dense)");
   auto parsed = ParseAdapterConfigJson(j.dump(), "x");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->config.target_kinds, c.target_kinds);

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <thread>
+
 #include "core/adapter/adapter_hooks.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -46,6 +48,10 @@ TEST(DyLoraAdapterTest, FreshAdapterHasEncoderShapesAndZeroUp) {
   EXPECT_EQ(a.Find(LinearId{0, LinearKind::kKey}), nullptr);
   EXPECT_NE(a.Find(LinearId{1, LinearKind::kValue}), nullptr);
   EXPECT_EQ(a.TrainableParameters().size(), 4u * 2 + 2);
+  // The adapter shares the head's tensors (a trainer keeps training `head`).
+  EXPECT_EQ(a.head()[0].second.data_ptr(),
+            head->named_tensors()[0].second.data_ptr());
+  EXPECT_TRUE(head->named_tensors()[0].second.requires_grad());
   // Zero up: the adapted model equals the backbone at every rank.
   auto golden = LoadGoldenLogits();
   at::Tensor base = Hidden(*encoder, golden.inputs, nullptr);
@@ -56,7 +62,8 @@ TEST(DyLoraAdapterTest, FreshAdapterHasEncoderShapesAndZeroUp) {
   auto again =
       DyLoraAdapter::CreateFresh(*encoder, {}, head->named_tensors(), 7);
   ASSERT_TRUE(again.ok());
-  EXPECT_TRUE(at::equal((*again)->factors()[0].second.down, a.factors()[0].second.down));
+  EXPECT_TRUE(at::equal((*again)->factors()[0].second.down,
+                        a.factors()[0].second.down));
 }
 
 TEST(DyLoraAdapterTest, AllTargetKindsGetFactors) {
@@ -86,8 +93,8 @@ TEST(AdapterHookTest, PerRowRanksEqualSeparateSingleRankForwards) {
   ASSERT_TRUE(mixed_hook.ok()) << mixed_hook.status();
   at::Tensor mixed = Hidden(*encoder, golden.inputs, mixed_hook->get());
   for (int64_t i = 0; i < 3; ++i) {
-    auto single = AdapterHook::Create(*adapter,
-                                      RankSpec::Single(ranks[i].item<int64_t>()));
+    auto single = AdapterHook::Create(
+        *adapter, RankSpec::Single(ranks[i].item<int64_t>()));
     ASSERT_TRUE(single.ok());
     at::Tensor h = Hidden(*encoder, golden.inputs, single->get());
     EXPECT_LE(MaxAbsDiff(mixed[i], h[i]), 1e-5) << "row " << i;
@@ -103,11 +110,12 @@ TEST(AdapterHookTest, RanksAreValidated) {
     ASSERT_FALSE(hook.ok());
     EXPECT_EQ(hook.status().code(), absl::StatusCode::kInvalidArgument);
   }
-  EXPECT_EQ(AdapterHook::Create(*adapter, RankSpec::Single(9)).status().message(),
-            "rank 9 is outside this adapter's range [1, 8]");
-  EXPECT_FALSE(
-      AdapterHook::Create(*adapter, RankSpec::PerRow(at::tensor({1, 9}, at::kLong)))
-          .ok());
+  EXPECT_EQ(
+      AdapterHook::Create(*adapter, RankSpec::Single(9)).status().message(),
+      "rank 9 is outside this adapter's range [1, 8]");
+  EXPECT_FALSE(AdapterHook::Create(
+                   *adapter, RankSpec::PerRow(at::tensor({1, 9}, at::kLong)))
+                   .ok());
   EXPECT_FALSE(TrainingHook::Create(*adapter, 0).ok());
   EXPECT_FALSE(MergedWeights(*adapter, *encoder, 9).ok());
   AdapterConfig narrow;
@@ -210,17 +218,83 @@ TEST(DyLoraAdapterTest, FromPartsRejectsInconsistentParts) {
   EXPECT_TRUE(DyLoraAdapter::FromParts(config, {{LinearId{0}, f}}, {}).ok());
   EXPECT_FALSE(DyLoraAdapter::FromParts(config, {}, {}).ok());
   EXPECT_FALSE(
-      DyLoraAdapter::FromParts(config, {{LinearId{0}, f}, {LinearId{0}, f}}, {}).ok());
+      DyLoraAdapter::FromParts(config, {{LinearId{0}, f}, {LinearId{0}, f}}, {})
+          .ok());
   LoraFactors wrong_r{at::zeros({4, 32}), at::zeros({32, 4})};
-  EXPECT_FALSE(DyLoraAdapter::FromParts(config, {{LinearId{0}, wrong_r}}, {}).ok());
+  EXPECT_FALSE(
+      DyLoraAdapter::FromParts(config, {{LinearId{0}, wrong_r}}, {}).ok());
   LoraFactors mismatched{at::zeros({8, 32}), at::zeros({32, 7})};
-  EXPECT_FALSE(DyLoraAdapter::FromParts(config, {{LinearId{0}, mismatched}}, {}).ok());
+  EXPECT_FALSE(
+      DyLoraAdapter::FromParts(config, {{LinearId{0}, mismatched}}, {}).ok());
   AdapterConfig bad_alpha;
   bad_alpha.alpha = 0;
-  EXPECT_FALSE(DyLoraAdapter::FromParts(bad_alpha, {{LinearId{0}, f}}, {}).ok());
+  EXPECT_FALSE(
+      DyLoraAdapter::FromParts(bad_alpha, {{LinearId{0}, f}}, {}).ok());
   AdapterConfig bad_range;
   bad_range.r_min = 9;
-  EXPECT_FALSE(DyLoraAdapter::FromParts(bad_range, {{LinearId{0}, f}}, {}).ok());
+  EXPECT_FALSE(
+      DyLoraAdapter::FromParts(bad_range, {{LinearId{0}, f}}, {}).ok());
+}
+
+TEST(AdapterHookTest, ConcurrentConstUseGivesIdenticalResults) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  auto adapter = RandomAdapter(*encoder);
+  auto golden = LoadGoldenLogits();
+  std::vector<at::Tensor> expected;
+  for (int64_t b = 1; b <= 8; ++b) {
+    auto hook = AdapterHook::Create(*adapter, RankSpec::Single(b));
+    expected.push_back(Hidden(*encoder, golden.inputs, hook->get()));
+  }
+  std::vector<double> worst(4, -1);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      c10::InferenceMode inference;
+      double w = 0;
+      for (int iter = 0; iter < 5; ++iter) {
+        const int64_t b = 1 + (t * 5 + iter) % 8;
+        auto hook = AdapterHook::Create(*adapter, RankSpec::Single(b));
+        if (!hook.ok()) return;
+        auto out = encoder->Forward(golden.inputs, hook->get());
+        if (!out.ok()) return;
+        w = std::max(w, MaxAbsDiff(out->last_hidden_state, expected[b - 1]));
+      }
+      worst[t] = w;
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (double w : worst) EXPECT_EQ(w, 0.0);
+}
+
+TEST(AdapterHookTest, AdapterFollowsTheBackbonesDtype) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  EncoderLoadOptions options;
+  options.dtype = at::kDouble;
+  auto encoder64 =
+      Encoder::Load(testing::AdapterFixtures() + "/tiny-bert", options);
+  ASSERT_TRUE(encoder64.ok()) << encoder64.status();
+  auto adapter = RandomAdapter(*encoder);
+  auto golden = LoadGoldenLogits();
+  auto hook = AdapterHook::Create(*adapter, RankSpec::Single(5));
+  ASSERT_TRUE(hook.ok());
+  at::Tensor h32 = Hidden(*encoder, golden.inputs, hook->get());
+  // A float32 adapter on a float64 backbone (converted per call) ...
+  at::Tensor h64 = Hidden(**encoder64, golden.inputs, hook->get());
+  EXPECT_EQ(h64.scalar_type(), at::kDouble);
+  EXPECT_LE(MaxAbsDiff(h32, h64), 1e-4);
+  // ... and one copied to float64 once.
+  auto adapter64 = adapter->To(c10::Device(c10::kCPU), at::kDouble);
+  ASSERT_TRUE(adapter64.ok()) << adapter64.status();
+  EXPECT_EQ((*adapter64)->factors()[0].second.down.scalar_type(), at::kDouble);
+  auto hook64 = AdapterHook::Create(**adapter64, RankSpec::Single(5));
+  ASSERT_TRUE(hook64.ok());
+  EXPECT_LE(MaxAbsDiff(Hidden(**encoder64, golden.inputs, hook64->get()), h64),
+            1e-6);
+  auto merged = MergedWeights(*adapter, **encoder64, 5);
+  ASSERT_TRUE(merged.ok());
+  EXPECT_EQ(merged->front().second.scalar_type(), at::kDouble);
 }
 
 TEST(RankMetricsTest, RecommendsBestAndSmallestWithinTolerance) {

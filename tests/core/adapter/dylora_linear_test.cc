@@ -71,8 +71,8 @@ TEST(DyLoraLinearTest, PerRowRanksEqualSeparateForwards) {
   // In float64 the two forms agree far below the 1e-6 bar.
   Layer d = MakeLayer(2, at::kDouble);
   at::Tensor xd = x.to(at::kDouble);
-  auto mixed_d = DyLoraForwardPerRow(xd, d.weight, d.bias, d.down, d.up,
-                                     kAlpha, ranks);
+  auto mixed_d =
+      DyLoraForwardPerRow(xd, d.weight, d.bias, d.down, d.up, kAlpha, ranks);
   ASSERT_TRUE(mixed_d.ok());
   for (int64_t i = 0; i < ranks.size(0); ++i) {
     auto single = DyLoraForward(xd.narrow(0, i, 1), d.weight, d.bias, d.down,
@@ -86,8 +86,8 @@ TEST(DyLoraLinearTest, PerRowOn2DInput) {
   Layer l = MakeLayer(3, at::kDouble);
   at::Tensor x = at::randn({3, kIn}, at::kDouble);
   at::Tensor ranks = at::tensor({2, 7, 4}, at::kLong);
-  auto mixed = DyLoraForwardPerRow(x, l.weight, l.bias, l.down, l.up, kAlpha,
-                                   ranks);
+  auto mixed =
+      DyLoraForwardPerRow(x, l.weight, l.bias, l.down, l.up, kAlpha, ranks);
   ASSERT_TRUE(mixed.ok());
   for (int64_t i = 0; i < 3; ++i) {
     auto single = DyLoraForward(x.narrow(0, i, 1), l.weight, l.bias, l.down,
@@ -103,7 +103,8 @@ TEST(DyLoraLinearTest, MergedWeightEqualsTruncatedForward) {
     auto merged = DyLoraMergedWeight(l.weight, l.down, l.up, kAlpha, b);
     ASSERT_TRUE(merged.ok());
     at::Tensor via_merged = at::linear(x, *merged, l.bias);
-    auto truncated = DyLoraForward(x, l.weight, l.bias, l.down, l.up, kAlpha, b);
+    auto truncated =
+        DyLoraForward(x, l.weight, l.bias, l.down, l.up, kAlpha, b);
     ASSERT_TRUE(truncated.ok());
     // Relative to the output scale (|y| up to ~100 in float32).
     const double scale = truncated->abs().max().item<double>();
@@ -171,7 +172,10 @@ TEST(DyLoraLinearTest, FullModeGradientsZeroAboveB) {
     at::Tensor down = l.down.clone().set_requires_grad(true);
     at::Tensor up = l.up.clone().set_requires_grad(true);
     auto [d, u] = UncheckedTrainingFactors(down, up, b, UpdateMode::kFull);
-    UncheckedForward(x, l.weight, l.bias, d, u, kAlpha, b).pow(2).sum().backward();
+    UncheckedForward(x, l.weight, l.bias, d, u, kAlpha, b)
+        .pow(2)
+        .sum()
+        .backward();
     for (int64_t k = 0; k < kRMax; ++k) {
       const double row = down.grad()[k].abs().max().item<double>();
       const double col = up.grad().select(1, k).abs().max().item<double>();
@@ -212,12 +216,14 @@ TEST(DyLoraLinearTest, RankOutOfRangeIsInvalidArgument) {
 TEST(DyLoraLinearTest, ShapeMismatchesAreErrorsNotCrashes) {
   Layer l = MakeLayer(10);
   at::Tensor x = at::randn({2, kIn + 1});
-  EXPECT_FALSE(DyLoraForward(x, l.weight, l.bias, l.down, l.up, kAlpha, 2).ok());
-  x = at::randn({2, kIn});
-  EXPECT_FALSE(DyLoraForward(x, l.weight, l.bias, l.down.t(), l.up, kAlpha, 2).ok());
   EXPECT_FALSE(
-      DyLoraForward(x, l.weight, l.bias, l.down, l.up.narrow(1, 0, 4), kAlpha, 2)
-          .ok());
+      DyLoraForward(x, l.weight, l.bias, l.down, l.up, kAlpha, 2).ok());
+  x = at::randn({2, kIn});
+  EXPECT_FALSE(
+      DyLoraForward(x, l.weight, l.bias, l.down.t(), l.up, kAlpha, 2).ok());
+  EXPECT_FALSE(DyLoraForward(x, l.weight, l.bias, l.down, l.up.narrow(1, 0, 4),
+                             kAlpha, 2)
+                   .ok());
   EXPECT_FALSE(DyLoraForward(x, l.weight, l.bias, l.down, l.up, 0.0, 2).ok());
 }
 
@@ -234,7 +240,8 @@ TEST(DyLoraLinearTest, InitIsSeededKaimingUniformAndZeroUp) {
   EXPECT_LE(d1.abs().max().item<double>(), bound);
   EXPECT_GT(d1.abs().max().item<double>(), 0.9 * bound);
   // U(-a, a) has variance a^2 / 3.
-  EXPECT_NEAR(d1.var().item<double>(), bound * bound / 3, 0.1 * bound * bound / 3);
+  EXPECT_NEAR(d1.var().item<double>(), bound * bound / 3,
+              0.1 * bound * bound / 3);
 }
 
 TEST(DyLoraLinearTest, WorksUnderInferenceMode) {

@@ -3,10 +3,9 @@
 // against the files PEFT's own save_pretrained writes.
 #include <ATen/ATen.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
-
-#include <nlohmann/json.hpp>
 
 #include "core/adapter/adapter_hooks.h"
 #include "core/adapter/adapter_io.h"
@@ -20,20 +19,23 @@ namespace {
 
 using testing::AdapterFixtures;
 using testing::LoadGoldenLogits;
-using testing::LoadTinyBert;
+using testing::LoadTiny;
 using testing::MaxAbsDiff;
 using testing::ScopedTempDir;
 
 constexpr double kTolerance = 1e-4;
 
-class PeftGoldenTest : public ::testing::Test {
+// Parameter: the model family ("bert" / "roberta").
+class PeftGoldenTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    encoder_ = LoadTinyBert();
+    suffix_ = GetParam() == "bert" ? "" : "_" + GetParam();
+    encoder_ = LoadTiny(GetParam());
     ASSERT_NE(encoder_, nullptr);
-    golden_ = LoadGoldenLogits();
+    golden_ = LoadGoldenLogits(suffix_);
     ASSERT_EQ(golden_.logits.size(), 8u);
-    auto adapter = LoadAdapter(AdapterFixtures() + "/dylora_r8", *encoder_);
+    auto adapter =
+        LoadAdapter(AdapterFixtures() + "/dylora" + suffix_ + "_r8", *encoder_);
     ASSERT_TRUE(adapter.ok()) << adapter.status();
     adapter_ = std::move(*adapter);
   }
@@ -48,12 +50,18 @@ class PeftGoldenTest : public ::testing::Test {
     return *logits;
   }
 
+  std::string PeftDir() const {
+    return AdapterFixtures() + "/peft" + suffix_ + "_r" +
+           std::to_string(golden_.peft_rank_saved);
+  }
+
+  std::string suffix_;
   std::unique_ptr<Encoder> encoder_;
   testing::GoldenLogits golden_;
   std::unique_ptr<DyLoraAdapter> adapter_;
 };
 
-TEST_F(PeftGoldenTest, PythonWrittenDyLoraAdapterLoads) {
+TEST_P(PeftGoldenTest, PythonWrittenDyLoraAdapterLoads) {
   const AdapterConfig& c = adapter_->config();
   EXPECT_EQ(c.r_min, 1);
   EXPECT_EQ(c.r_max, 8);
@@ -64,7 +72,7 @@ TEST_F(PeftGoldenTest, PythonWrittenDyLoraAdapterLoads) {
   EXPECT_EQ(adapter_->rank_metrics().smallest_rank_within_tolerance, 7);
 }
 
-TEST_F(PeftGoldenTest, RankBLogitsMatchPeftForEveryRank) {
+TEST_P(PeftGoldenTest, RankBLogitsMatchPeftForEveryRank) {
   c10::InferenceMode inference;
   double worst = 0;
   for (const auto& [b, expected] : golden_.logits) {
@@ -81,7 +89,7 @@ TEST_F(PeftGoldenTest, RankBLogitsMatchPeftForEveryRank) {
   RecordProperty("max_abs_diff_vs_peft", text.str());
 }
 
-TEST_F(PeftGoldenTest, MergedWeightsMatchPeftForEveryRank) {
+TEST_P(PeftGoldenTest, MergedWeightsMatchPeftForEveryRank) {
   c10::InferenceMode inference;
   for (const auto& [b, expected] : golden_.logits) {
     auto merged = MergedWeights(*adapter_, *encoder_, b);
@@ -92,7 +100,7 @@ TEST_F(PeftGoldenTest, MergedWeightsMatchPeftForEveryRank) {
   }
 }
 
-TEST_F(PeftGoldenTest, MixedRanksInOneBatchMatchPeft) {
+TEST_P(PeftGoldenTest, MixedRanksInOneBatchMatchPeft) {
   c10::InferenceMode inference;
   const std::vector<int64_t> ranks = {7, 2, 5};
   auto hook = AdapterHook::Create(
@@ -105,25 +113,26 @@ TEST_F(PeftGoldenTest, MixedRanksInOneBatchMatchPeft) {
   }
 }
 
-TEST_F(PeftGoldenTest, PeftSavedAdapterLoadsAsFixedRankDyLora) {
-  auto plain = LoadAdapter(AdapterFixtures() + "/peft_r4", *encoder_);
+TEST_P(PeftGoldenTest, PeftSavedAdapterLoadsAsFixedRankDyLora) {
+  const int64_t b = golden_.peft_rank_saved;
+  auto plain = LoadAdapter(PeftDir(), *encoder_);
   ASSERT_TRUE(plain.ok()) << plain.status();
-  EXPECT_EQ((*plain)->config().r_min, 4);
-  EXPECT_EQ((*plain)->config().r_max, 4);
+  EXPECT_EQ((*plain)->config().r_min, b);
+  EXPECT_EQ((*plain)->config().r_max, b);
   EXPECT_EQ((*plain)->config().target_kinds,
             (std::vector<LinearKind>{LinearKind::kQuery, LinearKind::kValue}));
   c10::InferenceMode inference;
-  auto hook = AdapterHook::Create(**plain, RankSpec::Single(4));
+  auto hook = AdapterHook::Create(**plain, RankSpec::Single(b));
   ASSERT_TRUE(hook.ok());
-  EXPECT_LE(MaxAbsDiff(Logits(**plain, **hook), golden_.logits[4]), kTolerance);
-  EXPECT_FALSE(AdapterHook::Create(**plain, RankSpec::Single(3)).ok());
+  EXPECT_LE(MaxAbsDiff(Logits(**plain, **hook), golden_.logits[b]), kTolerance);
+  EXPECT_FALSE(AdapterHook::Create(**plain, RankSpec::Single(b - 1)).ok());
 }
 
-TEST_F(PeftGoldenTest, ExportedSliceMatchesPeftLayout) {
+TEST_P(PeftGoldenTest, ExportedSliceMatchesPeftLayout) {
   ScopedTempDir tmp;
-  const std::string ours = tmp.path() + "/r4";
-  ASSERT_TRUE(ExportPeftLora(*adapter_, 4, ours).ok());
-  const std::string theirs = AdapterFixtures() + "/peft_r4";
+  const std::string ours = tmp.path() + "/slice";
+  ASSERT_TRUE(ExportPeftLora(*adapter_, golden_.peft_rank_saved, ours).ok());
+  const std::string theirs = PeftDir();
   // Same files.
   for (const char* file : {kAdapterConfigFile, kAdapterWeightsFile}) {
     EXPECT_TRUE(std::filesystem::exists(ours + "/" + file)) << file;
@@ -156,16 +165,48 @@ TEST_F(PeftGoldenTest, ExportedSliceMatchesPeftLayout) {
   for (auto& [k, v] : our_config.items()) our_keys.insert(k);
   for (auto& [k, v] : their_config.items()) their_keys.insert(k);
   EXPECT_EQ(our_keys, their_keys);
-  for (const char* key : {"peft_type", "r", "lora_alpha", "target_modules",
-                          "bias", "task_type", "lora_dropout", "use_rslora",
-                          "use_dora", "fan_in_fan_out"}) {
+  for (const char* key :
+       {"peft_type", "r", "lora_alpha", "target_modules", "bias", "task_type",
+        "lora_dropout", "use_rslora", "use_dora", "fan_in_fan_out"}) {
     EXPECT_EQ(our_config[key], their_config[key]) << key;
   }
   // PEFT lists "classifier" (its SEQ_CLS defaults add more names).
   EXPECT_THAT(their_config["modules_to_save"].get<std::vector<std::string>>(),
               ::testing::Contains("classifier"));
-  EXPECT_EQ(our_config["modules_to_save"], nlohmann::json::array({"classifier"}));
+  EXPECT_EQ(our_config["modules_to_save"],
+            nlohmann::json::array({"classifier"}));
 }
+
+TEST(PeftFamilyTest, AdapterForOtherFamilyIsRefused) {
+  auto roberta = LoadTiny("roberta");
+  ASSERT_NE(roberta, nullptr);
+  auto loaded = LoadAdapter(AdapterFixtures() + "/dylora_r8", *roberta);
+  ASSERT_FALSE(loaded.ok());
+  EXPECT_THAT(std::string(loaded.status().message()),
+              ::testing::HasSubstr("named for a bert model"));
+}
+
+TEST(PeftFamilyTest, FreshRobertaAdapterUsesRobertaNames) {
+  auto roberta = LoadTiny("roberta");
+  ASSERT_NE(roberta, nullptr);
+  auto adapter = testing::RandomAdapter(*roberta);
+  ASSERT_NE(adapter, nullptr);
+  ScopedTempDir tmp;
+  ASSERT_TRUE(SaveAdapter(*adapter, tmp.path() + "/a").ok());
+  auto tensors = LoadTensors(tmp.path() + "/a/" + kAdapterWeightsFile);
+  ASSERT_TRUE(tensors.ok());
+  EXPECT_TRUE(
+      tensors->count("base_model.model.roberta.encoder.layer.0.attention.self."
+                     "query.lora_B.weight"));
+  EXPECT_TRUE(tensors->count("base_model.model.classifier.out_proj.weight"));
+  auto loaded = LoadAdapter(tmp.path() + "/a", *roberta);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->config().family, EncoderFamily::kRoberta);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, PeftGoldenTest,
+                         ::testing::Values("bert", "roberta"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace dylora

@@ -28,9 +28,9 @@ TEST(RankDistributionTest, ParseAndPrint) {
 }
 
 TEST(RankDistributionTest, ParseErrorsNameTheText) {
-  for (const char* bad : {"", "Uniform", "geometric", "geometric:", "geometric:x",
-                          "geometric:0", "geometric:1.5", "geometric:-0.1",
-                          "normal"}) {
+  for (const char* bad :
+       {"", "Uniform", "geometric", "geometric:", "geometric:x", "geometric:0",
+        "geometric:1.5", "geometric:-0.1", "normal"}) {
     auto d = RankDistribution::Parse(bad);
     ASSERT_FALSE(d.ok()) << bad;
     EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument);
