@@ -11,6 +11,7 @@ endif()
 
 add_library(dylora_torch INTERFACE)
 target_link_libraries(dylora_torch INTERFACE Threads::Threads)
+target_compile_options(dylora_torch INTERFACE -pthread)
 if(DYLORA_CUDA)
   set(Torch_DIR "${DYLORA_TORCH_DIR}/share/cmake/Torch")
   find_package(Torch REQUIRED CONFIG)
