@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
                "continue from the newest checkpoint in the output directory");
   app.add_flag("--skip-bad-rows", options.skip_bad_rows,
                "skip (and count) malformed rows instead of stopping");
-  app.add_option("--method", method, "dylora, lora or nested-dropout")
+  app.add_option("--method", method, "dylora, lora, nested-dropout or full")
       ->capture_default_str();
   app.add_option("--r-min", a.r_min, "smallest rank")->capture_default_str();
   app.add_option("--r-max", a.r_max, "largest rank (LoRA: its rank)")

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "core/adapter/adapter_io.h"
+#include "core/io/torch_tensors.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
@@ -53,13 +54,33 @@ std::optional<std::string> NewestCheckpoint(const std::string& output_dir) {
   return best_path;
 }
 
+// Full fine-tuning's output: a complete checkpoint (config.json and
+// model.safetensors with the backbone and the classifier under Hugging Face
+// names), loadable by Encoder::Load.
+absl::Status SaveFullModel(const Trainer& trainer,
+                           const PipelineOptions& options) {
+  DYLORA_ASSIGN_OR_RETURN(
+      std::string config,
+      ReadFileToString(options.model_dir + "/config.json", 1 << 20));
+  std::vector<std::pair<std::string, at::Tensor>> tensors =
+      trainer.model().weights().NamedTensors();
+  for (const auto& named : trainer.head().named_tensors()) tensors.push_back(named);
+  DYLORA_ASSIGN_OR_RETURN(std::string weights,
+                          SerializeTensors(tensors, {{"format", "pt"}}));
+  return WriteDirectoryAtomically(
+      options.output_dir,
+      {{"config.json", std::move(config)}, {"model.safetensors", std::move(weights)}});
+}
+
 absl::Status PrepareOutput(const PipelineOptions& options) {
   std::error_code ec;
   const fs::path out(options.output_dir);
   if (options.output_dir.empty()) {
     return absl::InvalidArgumentError("no output directory given");
   }
-  if (fs::exists(out / kAdapterConfigFile, ec) && !options.overwrite &&
+  if ((fs::exists(out / kAdapterConfigFile, ec) ||
+       fs::exists(out / "model.safetensors", ec)) &&
+      !options.overwrite &&
       !options.resume) {
     return absl::AlreadyExistsError(absl::StrCat(
         options.output_dir,
@@ -165,17 +186,23 @@ absl::StatusOr<PipelineResult> RunTrainingPipeline(
         !trainer->done()) {
       std::string line = absl::StrCat("step ", step, " dev ",
                                       GlueMetricName(spec.metrics.front()));
-      for (int64_t rank : {config.r_min, config.r_max}) {
-        DYLORA_ASSIGN_OR_RETURN(
-            std::vector<double> predictions,
-            PredictAtRank(*encoder, trainer->adapter(), trainer->head(), dev,
-                          rank, options.eval_batch_size));
-        std::vector<double> labels;
-        for (const auto& e : dev.examples) labels.push_back(e.label);
+      const std::vector<double> labels = Labels(dev);
+      std::vector<int64_t> ranks = {config.r_min, config.r_max};
+      if (trainer->trains_backbone()) ranks = {0};
+      for (int64_t rank : ranks) {
+        auto predictions =
+            rank == 0 ? Predict(trainer->model(), nullptr, trainer->head(), dev,
+                                options.eval_batch_size)
+                      : PredictAtRank(*encoder, trainer->adapter(),
+                                      trainer->head(), dev, rank,
+                                      options.eval_batch_size);
+        if (!predictions.ok()) return predictions.status();
         DYLORA_ASSIGN_OR_RETURN(
             double value,
-            ComputeGlueMetric(spec.metrics.front(), predictions, labels));
-        absl::StrAppend(&line, absl::StrFormat("  r=%d: %.4f", rank, value));
+            ComputeGlueMetric(spec.metrics.front(), *predictions, labels));
+        absl::StrAppend(&line, rank == 0 ? absl::StrFormat("  %.4f", value)
+                                         : absl::StrFormat("  r=%d: %.4f",
+                                                           rank, value));
       }
       say(line);
     }
@@ -187,19 +214,37 @@ absl::StatusOr<PipelineResult> RunTrainingPipeline(
   say(absl::StrCat("evaluating every rank ", config.r_min, "..", config.r_max,
                    " on ", dev.examples.size(), " dev examples"));
   const auto eval_start = Clock::now();
-  DYLORA_ASSIGN_OR_RETURN(
-      result.rank_metrics,
-      EvaluateRanks(*encoder, trainer->adapter(), trainer->head(), dev,
-                    eval_options));
+  if (trainer->trains_backbone()) {
+    // Full fine-tuning has no rank: one evaluation, drawn as a flat line
+    // across the rank range (the upper bound the adapters are compared to).
+    DYLORA_ASSIGN_OR_RETURN(
+        std::vector<double> predictions,
+        Predict(trainer->model(), nullptr, trainer->head(), dev,
+                options.eval_batch_size));
+    DYLORA_ASSIGN_OR_RETURN(
+        double value,
+        ComputeGlueMetric(spec.metrics.front(), predictions, Labels(dev)));
+    result.rank_metrics.metric = std::string(GlueMetricName(spec.metrics.front()));
+    for (int64_t r = config.r_min; r <= config.r_max; ++r) {
+      result.rank_metrics.values.emplace_back(r, value);
+    }
+    DYLORA_RETURN_IF_ERROR(SaveFullModel(*trainer, options));
+  } else {
+    DYLORA_ASSIGN_OR_RETURN(
+        result.rank_metrics,
+        EvaluateRanks(*encoder, trainer->adapter(), trainer->head(), dev,
+                      eval_options));
+    trainer->mutable_adapter().set_rank_metrics(result.rank_metrics);
+    DYLORA_RETURN_IF_ERROR(SaveAdapter(trainer->adapter(), options.output_dir));
+  }
   result.eval_seconds = SecondsSince(eval_start);
-  trainer->mutable_adapter().set_rank_metrics(result.rank_metrics);
-  DYLORA_RETURN_IF_ERROR(SaveAdapter(trainer->adapter(), options.output_dir));
 
-  const std::string label =
+  std::string label =
       options.trainer.method == TrainMethod::kDyLora
           ? "DyLoRA"
           : absl::StrCat(TrainMethodName(options.trainer.method), " r=",
                          config.r_max);
+  if (trainer->trains_backbone()) label = "full fine-tuning";
   result.series.push_back({label, result.rank_metrics});
   if (!options.compare_adapter_dir.empty()) {
     DYLORA_ASSIGN_OR_RETURN(auto other, ReadAdapter(options.compare_adapter_dir));

@@ -66,6 +66,25 @@ TEST(PipelineTest, TrainsWritesReloadsAndTablesEveryRank) {
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
 }
 
+TEST(PipelineTest, FullFineTuningWritesALoadableModel) {
+  testing::ScopedTempDir dir;
+  const std::string out = dir.path() + "/full";
+  PipelineOptions options = SliceOptions(out);
+  options.trainer.method = TrainMethod::kFull;
+  options.trainer.max_steps = 4;
+  options.trainer.learning_rate = 1e-4;
+  options.checkpoint_every = 0;
+  auto result = RunTrainingPipeline(options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  auto reloaded = Encoder::Load(out);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  auto original = Encoder::Load(testing::ModelDir());
+  EXPECT_NE((*reloaded)->fingerprint(), (*original)->fingerprint());
+  ASSERT_EQ(result->rank_metrics.values.size(), 8u);
+  EXPECT_EQ(result->rank_metrics.values.front().second,
+            result->rank_metrics.values.back().second);
+}
+
 TEST(PipelineTest, MalformedTrainingRowStopsWithFileAndLine) {
   testing::ScopedTempDir dir;
   const std::string train = dir.path() + "/train.tsv";

@@ -13,13 +13,28 @@
 
 namespace dylora {
 
+std::vector<double> Labels(const TokenizedDataset& data) {
+  std::vector<double> labels;
+  labels.reserve(data.examples.size());
+  for (const TokenizedExample& e : data.examples) labels.push_back(e.label);
+  return labels;
+}
+
 absl::StatusOr<std::vector<double>> PredictAtRank(
     const Encoder& encoder, const DyLoraAdapter& adapter,
     const ClassificationHead& head, const TokenizedDataset& data, int64_t rank,
     int64_t batch_size) {
-  if (batch_size <= 0) return absl::InvalidArgumentError("batch size <= 0");
   DYLORA_ASSIGN_OR_RETURN(auto hook,
                           AdapterHook::Create(adapter, RankSpec::Single(rank)));
+  return Predict(encoder, hook.get(), head, data, batch_size);
+}
+
+absl::StatusOr<std::vector<double>> Predict(const Encoder& encoder,
+                                            const LinearHook* hook,
+                                            const ClassificationHead& head,
+                                            const TokenizedDataset& data,
+                                            int64_t batch_size) {
+  if (batch_size <= 0) return absl::InvalidArgumentError("batch size <= 0");
   c10::InferenceMode inference;
   std::vector<double> predictions;
   predictions.reserve(data.examples.size());
@@ -31,7 +46,7 @@ absl::StatusOr<std::vector<double>> PredictAtRank(
     std::iota(indices.begin(), indices.end(), start);
     Batch batch = MakeBatch(data, indices);
     DYLORA_ASSIGN_OR_RETURN(EncoderOutputs outputs,
-                            encoder.Forward(batch.inputs, hook.get()));
+                            encoder.Forward(batch.inputs, hook));
     DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, head.Forward(outputs));
     at::Tensor values = data.spec.regression
                             ? logits.squeeze(-1).to(at::kDouble)
@@ -52,10 +67,7 @@ absl::StatusOr<RankMetrics> EvaluateRanks(
     return absl::InvalidArgumentError(absl::StrCat(
         "bad rank range [", options.r_min, ", ", options.r_max, "]"));
   }
-  std::vector<double> labels;
-  labels.reserve(data.examples.size());
-  for (const TokenizedExample& e : data.examples) labels.push_back(e.label);
-
+  const std::vector<double> labels = Labels(data);
   RankMetrics table;
   table.metric = std::string(GlueMetricName(data.spec.metrics.front()));
   table.higher_is_better = true;  // every GLUE metric

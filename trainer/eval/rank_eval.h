@@ -19,6 +19,18 @@ struct RankEvalOptions {
   double tolerance = 0.01;  // for the "smallest within tolerance" rank
 };
 
+// Predictions of `head` on `data` with the encoder's linears going through
+// `hook` (nullptr: the plain encoder), under inference mode: classes, or
+// scores for regression.
+absl::StatusOr<std::vector<double>> Predict(const Encoder& encoder,
+                                            const LinearHook* hook,
+                                            const ClassificationHead& head,
+                                            const TokenizedDataset& data,
+                                            int64_t batch_size);
+
+// Labels of `data` as the metrics take them.
+std::vector<double> Labels(const TokenizedDataset& data);
+
 // Predictions of `head` on `data` at one rank (classes, or scores for
 // regression), under inference mode.
 absl::StatusOr<std::vector<double>> PredictAtRank(const Encoder& encoder,

@@ -20,6 +20,7 @@ namespace {
 
 constexpr char kOptimizerFile[] = "optimizer.safetensors";
 constexpr char kStateFile[] = "trainer_state.json";
+constexpr char kBackboneFile[] = "model.safetensors";  // full fine-tuning
 constexpr int kCheckpointFormat = 1;
 
 }  // namespace
@@ -28,8 +29,9 @@ absl::StatusOr<TrainMethod> ParseTrainMethod(absl::string_view name) {
   if (name == "dylora") return TrainMethod::kDyLora;
   if (name == "lora") return TrainMethod::kLora;
   if (name == "nested-dropout") return TrainMethod::kNestedDropout;
+  if (name == "full") return TrainMethod::kFull;
   return absl::InvalidArgumentError(absl::StrCat(
-      "unknown method '", name, "' (dylora, lora or nested-dropout)"));
+      "unknown method '", name, "' (dylora, lora, nested-dropout or full)"));
 }
 
 absl::string_view TrainMethodName(TrainMethod method) {
@@ -37,6 +39,7 @@ absl::string_view TrainMethodName(TrainMethod method) {
     case TrainMethod::kDyLora: return "dylora";
     case TrainMethod::kLora: return "lora";
     case TrainMethod::kNestedDropout: return "nested-dropout";
+    case TrainMethod::kFull: return "full";
   }
   return "unknown";
 }
@@ -98,7 +101,30 @@ absl::Status Trainer::Init() {
   // the ranks it trained; head tensors whole. No weight decay on biases
   // (as transformers' Trainer).
   std::vector<ParamSlot> slots;
+  if (options_.method == TrainMethod::kFull) {
+    // A private trainable copy: the shared encoder stays frozen for others.
+    std::map<std::string, at::Tensor> tensors;
+    for (const auto& [name, t] : encoder_.weights().NamedTensors()) {
+      tensors.emplace(name, t);
+    }
+    DYLORA_ASSIGN_OR_RETURN(
+        trainable_encoder_,
+        Encoder::FromTensors(encoder_.config(), tensors,
+                             EncoderLoadOptions{encoder_.device(),
+                                                encoder_.dtype()},
+                             "trainable backbone copy", encoder_.fingerprint()));
+    for (const auto& [name, t] : trainable_encoder_->weights().NamedTensors()) {
+      at::Tensor param = t;
+      param.requires_grad_(true);
+      // No decay on biases and LayerNorm weights (transformers' Trainer).
+      const bool no_decay =
+          absl::EndsWith(name, "bias") || absl::StrContains(name, "LayerNorm");
+      slots.push_back({param, -1, 0, no_decay ? 0.0 : options_.weight_decay});
+      slot_rank_.push_back(0);
+    }
+  }
   for (const auto& [id, f] : adapter_->factors()) {
+    if (trainable_encoder_) break;  // full fine-tuning uses no adapter
     for (int64_t r = 0; r < config.r_max; ++r) {
       slots.push_back({f.down, 0, r, options_.weight_decay});
       slot_rank_.push_back(r + 1);
@@ -141,10 +167,12 @@ std::vector<size_t> Trainer::NextIndices() {
 
 absl::StatusOr<at::Tensor> Trainer::Loss(const Batch& batch, int64_t rank,
                                          UpdateMode mode) const {
-  DYLORA_ASSIGN_OR_RETURN(auto hook,
-                          TrainingHook::Create(*adapter_, rank, mode));
+  std::unique_ptr<TrainingHook> hook;
+  if (!trainable_encoder_) {
+    DYLORA_ASSIGN_OR_RETURN(hook, TrainingHook::Create(*adapter_, rank, mode));
+  }
   DYLORA_ASSIGN_OR_RETURN(EncoderOutputs outputs,
-                          encoder_.Forward(batch.inputs, hook.get()));
+                          model().Forward(batch.inputs, hook.get()));
   DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, head_.Forward(outputs));
   return CallTorch("loss", [&] {
     at::Tensor labels = batch.labels.to(logits.device());
@@ -161,7 +189,8 @@ std::vector<bool> Trainer::ActiveSlots(int64_t rank) const {
     const int64_t r = slot_rank_[i];
     if (r == 0) {
       active[i] = true;  // the head always trains
-    } else if (options_.method == TrainMethod::kNestedDropout) {
+    } else if (options_.method == TrainMethod::kNestedDropout ||
+               options_.method == TrainMethod::kFull) {
       active[i] = true;  // the sum loss reaches every rank
     } else {
       active[i] = frozen ? r == rank : r <= rank;
@@ -176,13 +205,18 @@ absl::Status Trainer::RunSteps(
   for (int64_t i = 0; i < n && !done(); ++i) {
     int64_t rank = config.r_max;
     if (options_.method == TrainMethod::kDyLora) rank = sampler_->Sample();
-    if (options_.method == TrainMethod::kNestedDropout) rank = 0;
+    if (options_.method == TrainMethod::kNestedDropout ||
+        options_.method == TrainMethod::kFull) {
+      rank = 0;
+    }
 
     double step_loss = 0;
     for (int64_t micro = 0; micro < options_.grad_accumulation; ++micro) {
       Batch batch = MakeBatch(train_, NextIndices());
       at::Tensor loss;
-      if (options_.method == TrainMethod::kNestedDropout) {
+      if (trainable_encoder_) {
+        DYLORA_ASSIGN_OR_RETURN(loss, Loss(batch, config.r_max, UpdateMode::kFull));
+      } else if (options_.method == TrainMethod::kNestedDropout) {
         // Sum over ranks weighted by p_B; all ranks learn (full update).
         for (int64_t r = config.r_min; r <= config.r_max; ++r) {
           DYLORA_ASSIGN_OR_RETURN(at::Tensor loss_r,
@@ -242,6 +276,12 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) const {
                           SerializeTensors(optimizer_->StateTensors(), {}));
   files.emplace_back(kOptimizerFile, std::move(optimizer_bytes));
   files.emplace_back(kStateFile, StateJson());
+  if (trainable_encoder_) {
+    DYLORA_ASSIGN_OR_RETURN(
+        std::string backbone,
+        SerializeTensors(trainable_encoder_->weights().NamedTensors(), {}));
+    files.emplace_back(kBackboneFile, std::move(backbone));
+  }
   return WriteDirectoryAtomically(dir, files);
 }
 
@@ -332,6 +372,18 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
                        " is missing or has another shape"));
     }
   }
+  std::map<std::string, at::Tensor> backbone;
+  if (trainable_encoder_) {
+    DYLORA_ASSIGN_OR_RETURN(backbone, LoadTensors(dir + "/" + kBackboneFile));
+    for (const auto& [name, t] : trainable_encoder_->weights().NamedTensors()) {
+      auto it = backbone.find(name);
+      if (it == backbone.end() || !it->second.sizes().equals(t.sizes())) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            dir, "/", kBackboneFile, ": tensor ", name,
+            " is missing or has another shape"));
+      }
+    }
+  }
   DYLORA_RETURN_IF_ERROR(optimizer_->RestoreState(optimizer_state));
   DYLORA_RETURN_IF_ERROR(CallTorch("restore checkpoint", [&] {
     at::NoGradGuard no_grad;
@@ -343,6 +395,12 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
     for (const auto& [name, tensor] : head_.named_tensors()) {
       at::Tensor target = tensor;
       target.copy_(*saved->FindHeadTensor(name));
+    }
+    if (trainable_encoder_) {
+      for (const auto& [name, t] : trainable_encoder_->weights().NamedTensors()) {
+        at::Tensor target = t;
+        target.copy_(backbone.at(name));
+      }
     }
   }));
   adapter_->set_rank_metrics(saved->rank_metrics());

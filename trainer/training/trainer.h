@@ -5,8 +5,11 @@
 //                   loss at rank b; frozen (row/column b only) or full update
 //   lora            always rank r_max, full update (plain LoRA)
 //   nested-dropout  the sum loss over all ranks weighted by p_B (Table 7)
+//   full            full fine-tuning of a trainable copy of the backbone and
+//                   the head, no adapter (the upper bound)
 // Trainable: the adapter's factors and the task head; the backbone is frozen
-// and never in the optimizer. AdamW with weight decay (not on biases),
+// and never in the optimizer (except in full fine-tuning, which trains a
+// copy and leaves the shared encoder untouched). AdamW with weight decay (not on biases),
 // linear warm-up and decay, gradient clipping and accumulation.
 //
 // Determinism: the same seed, data and options give the same adapter bit for
@@ -32,7 +35,7 @@
 
 namespace dylora {
 
-enum class TrainMethod { kDyLora, kLora, kNestedDropout };
+enum class TrainMethod { kDyLora, kLora, kNestedDropout, kFull };
 absl::StatusOr<TrainMethod> ParseTrainMethod(absl::string_view name);
 absl::string_view TrainMethodName(TrainMethod method);
 
@@ -84,6 +87,12 @@ class Trainer {
   const DyLoraAdapter& adapter() const { return *adapter_; }
   DyLoraAdapter& mutable_adapter() { return *adapter_; }
   const ClassificationHead& head() const { return head_; }
+  // The encoder the trainer runs: the shared frozen one, or its trainable
+  // copy in full fine-tuning.
+  const Encoder& model() const {
+    return trainable_encoder_ ? *trainable_encoder_ : encoder_;
+  }
+  bool trains_backbone() const { return trainable_encoder_ != nullptr; }
   const TrainerOptions& options() const { return options_; }
 
  private:
@@ -105,6 +114,7 @@ class Trainer {
   const TrainerOptions options_;
   ClassificationHead head_;
   std::unique_ptr<DyLoraAdapter> adapter_;
+  std::unique_ptr<Encoder> trainable_encoder_;  // full fine-tuning only
   std::unique_ptr<AdamW> optimizer_;
   std::vector<int64_t> slot_rank_;  // 0 for head slots (always active)
   std::vector<double> rank_probabilities_;  // p_B over r_min..r_max

@@ -126,6 +126,28 @@ TEST_F(BadRowsTest, NonNumericScoreIsRejected) {
               HasSubstr("score 'five' is not a number"));
 }
 
+TEST_F(BadRowsTest, MnliAndQqpLayoutsAreFoundByColumnName) {
+  // The published MNLI layout: gold_label last, parses in between.
+  const std::string mnli = Write(
+      "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t"
+      "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\t"
+      "sentence2\tlabel1\tgold_label\n"
+      "0\t1\t1e\tgov\t( a )\t( b )\t(ROOT a)\t(ROOT b)\tA man.\tA person."
+      "\tentailment\tentailment\n");
+  auto m = ReadGlueTsv(mnli, GlueTask::kMnli);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->examples[0].text_a, "A man.");
+  EXPECT_EQ(m->examples[0].text_b, "A person.");
+  EXPECT_FLOAT_EQ(m->examples[0].label, 0);
+  const std::string qqp = Write(
+      "id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n"
+      "5\t11\t12\tHow?\tWhy?\t1\n");
+  auto q = ReadGlueTsv(qqp, GlueTask::kQqp);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->examples[0].text_b, "Why?");
+  EXPECT_FLOAT_EQ(q->examples[0].label, 1);
+}
+
 TEST_F(BadRowsTest, MaxExamplesLimitsTheRead) {
   auto dataset =
       ReadGlueTsv(GluePath("SST-2", "train"), GlueTask::kSst2, {.max_examples = 100});

@@ -196,6 +196,31 @@ TEST(TrainerTest, NonFiniteLossStopsBeforeUpdating) {
   ExpectIdentical(before, Snapshot(**trainer));
 }
 
+TEST(TrainerTest, FullFineTuningTrainsACopyAndLeavesTheSharedEncoderAlone) {
+  auto encoder = TinyBert();
+  TokenizedDataset data = SyntheticData(32);
+  const at::Tensor shared_query =
+      (*encoder->LinearWeight({0, LinearKind::kQuery})).clone();
+  TrainerOptions options = SmallOptions();
+  options.method = TrainMethod::kFull;
+  auto trainer = Trainer::Create(*encoder, data, options);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  ASSERT_TRUE((*trainer)->trains_backbone());
+  ASSERT_TRUE((*trainer)->RunSteps(3).ok());
+  EXPECT_TRUE(at::equal(*encoder->LinearWeight({0, LinearKind::kQuery}),
+                        shared_query));
+  EXPECT_FALSE(at::equal(
+      *(*trainer)->model().LinearWeight({0, LinearKind::kQuery}), shared_query));
+  // Resume restores the trained backbone copy too.
+  testing::ScopedTempDir dir;
+  ASSERT_TRUE((*trainer)->SaveCheckpoint(dir.path() + "/ckpt").ok());
+  auto resumed = Trainer::Create(*encoder, data, options);
+  ASSERT_TRUE((*resumed)->LoadCheckpoint(dir.path() + "/ckpt").ok());
+  EXPECT_TRUE(at::equal(
+      *(*resumed)->model().LinearWeight({0, LinearKind::kQuery}),
+      *(*trainer)->model().LinearWeight({0, LinearKind::kQuery})));
+}
+
 TEST(TrainerTest, BadOptionsAreRejected) {
   auto encoder = TinyBert();
   TokenizedDataset data = SyntheticData(8);
