@@ -1,10 +1,13 @@
 # Compiler cache. Precompiled headers need the sloppiness settings below, or
-# ccache refuses to cache any file that uses them.
+# ccache refuses to cache any file that uses them. BASEDIR + NOHASHDIR let a
+# fresh clone in another folder (CI) hit the cache filled by earlier builds.
 find_program(DYLORA_CCACHE ccache)
 if(DYLORA_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_CXX_COMPILER_LAUNCHER
       ${CMAKE_COMMAND} -E env
       "CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime"
+      "CCACHE_BASEDIR=${PROJECT_SOURCE_DIR}"
+      "CCACHE_NOHASHDIR=true"
       ${DYLORA_CCACHE})
   message(STATUS "ccache: ${DYLORA_CCACHE}")
 endif()
