@@ -230,10 +230,15 @@ absl::StatusOr<PipelineResult> RunTrainingPipeline(
     }
     DYLORA_RETURN_IF_ERROR(SaveFullModel(*trainer, options));
   } else {
+    std::vector<std::vector<std::pair<std::string, double>>> per_rank;
     DYLORA_ASSIGN_OR_RETURN(
         result.rank_metrics,
         EvaluateRanks(*encoder, trainer->adapter(), trainer->head(), dev,
-                      eval_options));
+                      eval_options, &per_rank));
+    for (size_t i = 0; i < per_rank.size(); ++i) {
+      result.all_metrics.emplace_back(result.rank_metrics.values[i].first,
+                                      std::move(per_rank[i]));
+    }
     trainer->mutable_adapter().set_rank_metrics(result.rank_metrics);
     DYLORA_RETURN_IF_ERROR(SaveAdapter(trainer->adapter(), options.output_dir));
   }
@@ -259,6 +264,16 @@ absl::StatusOr<PipelineResult> RunTrainingPipeline(
          other->rank_metrics()});
   }
   result.table_text = RankTableText(result.series);
+  if (spec.metrics.size() > 1) {
+    for (const auto& [rank, metrics] : result.all_metrics) {
+      absl::StrAppend(&result.table_text, "rank ", rank, ":");
+      for (const auto& [name, value] : metrics) {
+        absl::StrAppend(&result.table_text,
+                        absl::StrFormat("  %s %.4f", name, value));
+      }
+      absl::StrAppend(&result.table_text, "\n");
+    }
+  }
   const std::string base = options.output_dir + "/rank_table";
   DYLORA_RETURN_IF_ERROR(
       WriteFileAtomically(base + ".csv", RankTableCsv(result.series)));

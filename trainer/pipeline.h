@@ -49,6 +49,10 @@ struct PipelineResult {
   int64_t steps = 0;
   double train_seconds = 0;
   double eval_seconds = 0;
+  // Every GLUE metric of the task per evaluated rank (MRPC: accuracy and
+  // F1; STS-B: Pearson and Spearman), in rank order.
+  std::vector<std::pair<int64_t, std::vector<std::pair<std::string, double>>>>
+      all_metrics;
   std::string table_text;
 };
 

@@ -46,6 +46,10 @@ TEST(PipelineTest, TrainsWritesReloadsAndTablesEveryRank) {
     EXPECT_LE(result->rank_metrics.values[r - 1].second, 1.0);
   }
   EXPECT_TRUE(result->rank_metrics.best_rank.has_value());
+  ASSERT_EQ(result->all_metrics.size(), 8u);
+  EXPECT_EQ(result->all_metrics[0].second.front().first, "accuracy");
+  EXPECT_EQ(result->all_metrics[0].second.front().second,
+            result->rank_metrics.values[0].second);
 
   auto encoder = Encoder::Load(testing::ModelDir());
   ASSERT_TRUE(encoder.ok());
