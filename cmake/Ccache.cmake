@@ -1,6 +1,8 @@
 # Compiler cache. Precompiled headers need the sloppiness settings below, or
-# ccache refuses to cache any file that uses them. BASEDIR + NOHASHDIR let a
-# fresh clone in another folder (CI) hit the cache filled by earlier builds.
+# ccache refuses to cache any file that uses them. BASEDIR + NOHASHDIR make
+# command lines independent of the checkout's folder; the precompiled header
+# itself still records absolute paths, so a clone in another folder rebuilds
+# it and misses (measured: 297 s vs 249 s cold); rebuilds in the same tree hit.
 find_program(DYLORA_CCACHE ccache)
 if(DYLORA_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_CXX_COMPILER_LAUNCHER
