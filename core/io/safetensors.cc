@@ -206,15 +206,6 @@ struct DuplicateKeyChecker {
   }
 };
 
-absl::Status ErrnoError(absl::string_view what, const std::string& path) {
-  const int err = errno;
-  std::string message = absl::StrCat("safetensors '", path, "': ", what, ": ",
-                                     std::strerror(err));
-  if (err == ENOENT) return absl::NotFoundError(message);
-  if (err == EACCES || err == EPERM)
-    return absl::PermissionDeniedError(message);
-  return absl::InternalError(message);
-}
 
 }  // namespace
 
@@ -253,26 +244,16 @@ SafetensorsFile::~SafetensorsFile() {
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(
     const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("cannot open", path);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    absl::Status status = ErrnoError("cannot stat", path);
-    ::close(fd);
-    return status;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return absl::InvalidArgumentError(
-        absl::StrCat("safetensors '", path, "': not a regular file"));
-  }
-  const size_t size = static_cast<size_t>(st.st_size);
+  auto opened = OpenRegularFile(path);
+  if (!opened.ok()) return opened.status();
+  const int fd = opened->fd;
+  const size_t size = opened->size;
   auto file = std::unique_ptr<SafetensorsFile>(new SafetensorsFile());
   file->origin_ = path;
   if (size > 0) {
     void* mapped = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (mapped == MAP_FAILED) {
-      absl::Status status = ErrnoError("cannot mmap", path);
+      absl::Status status = ErrnoToStatus("cannot mmap", path);
       ::close(fd);
       return status;
     }

@@ -13,6 +13,23 @@
 
 namespace dylora {
 
+// An open read-only descriptor of a regular file and its size. The caller
+// closes `fd`.
+struct OpenFile {
+  int fd = -1;
+  size_t size = 0;
+};
+
+// open(2) + fstat(2), refusing anything but a regular file. Errors name the
+// path: NOT_FOUND, PERMISSION_DENIED, INVALID_ARGUMENT (not a regular file)
+// or INTERNAL.
+absl::StatusOr<OpenFile> OpenRegularFile(const std::string& path);
+
+// The status for the errno left by a failed system call on `path`
+// ("<what> '<path>': <strerror>"), with NOT_FOUND / PERMISSION_DENIED where
+// they apply.
+absl::Status ErrnoToStatus(absl::string_view what, const std::string& path);
+
 // Reads a whole file. `max_bytes` guards against reading something absurd
 // (a config file that is really a 10 GB blob).
 absl::StatusOr<std::string> ReadFileToString(const std::string& path,
