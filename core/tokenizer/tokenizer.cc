@@ -208,17 +208,25 @@ absl::StatusOr<Encoding> Tokenizer::EncodeUnpadded(
   return a;
 }
 
+namespace {
+
+// A single encoding padded on its own, as `tokenizers` pads one input.
+Encoding PadAlone(Encoding encoding,
+                  const std::optional<PaddingParams>& padding) {
+  if (!padding.has_value()) return encoding;
+  std::vector<Encoding> one;
+  one.push_back(std::move(encoding));
+  PadEncodings(one, *padding);
+  return std::move(one[0]);
+}
+
+}  // namespace
+
 absl::StatusOr<Encoding> Tokenizer::Encode(absl::string_view text,
                                            bool add_special_tokens) const {
   DYLORA_ASSIGN_OR_RETURN(Encoding e,
                           EncodeUnpadded(text, nullptr, add_special_tokens));
-  if (padding_.has_value()) {
-    std::vector<Encoding> one;
-    one.push_back(std::move(e));
-    PadEncodings(one, *padding_);
-    return std::move(one[0]);
-  }
-  return e;
+  return PadAlone(std::move(e), padding_);
 }
 
 absl::StatusOr<Encoding> Tokenizer::EncodePair(absl::string_view first,
@@ -226,13 +234,7 @@ absl::StatusOr<Encoding> Tokenizer::EncodePair(absl::string_view first,
                                                bool add_special_tokens) const {
   DYLORA_ASSIGN_OR_RETURN(Encoding e,
                           EncodeUnpadded(first, &second, add_special_tokens));
-  if (padding_.has_value()) {
-    std::vector<Encoding> one;
-    one.push_back(std::move(e));
-    PadEncodings(one, *padding_);
-    return std::move(one[0]);
-  }
-  return e;
+  return PadAlone(std::move(e), padding_);
 }
 
 absl::StatusOr<std::vector<Encoding>> Tokenizer::EncodeBatch(
