@@ -1,0 +1,99 @@
+// DynamicBatcher: Triton's dynamic batcher for one backbone. Requests queue in
+// arrival order; a batch is the oldest task plus every later task of the same
+// adapter version, up to `max_batch_rows` rows (mixed ranks allowed). A batch
+// runs when it is full, when its oldest task has waited `max_queue_delay`, or
+// when the batcher is stopping. Expired (deadline passed) or cancelled tasks
+// are dropped before compute. A full queue refuses a task at once
+// (RESOURCE_EXHAUSTED) instead of letting it time out.
+//
+// Threads: Start() runs `num_workers` worker threads that each form and run
+// batches (the runner must be thread-safe when num_workers > 1). Without
+// Start(), tests step it by hand with RunOnce() and an injected clock, so
+// the same rules are testable without sleeping.
+//
+// Call order: construct, [Start()], Submit()..., Stop() (idempotent; also
+// run by the destructor). Submit is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/engine/batch_types.h"
+#include "server/scheduler/inference_task.h"
+
+namespace dylora::serving {
+
+class ServerMetrics;
+
+struct BatcherOptions {
+  int64_t max_batch_rows = 32;
+  absl::Duration max_queue_delay = absl::Milliseconds(2);
+  // Rows queued (not yet running) at most; more -> RESOURCE_EXHAUSTED.
+  int64_t queue_capacity_rows = 1024;
+  int num_workers = 1;
+};
+
+// Runs one batch: rows of one adapter version (null: the backbone), in task
+// order. The Engine provides it.
+using BatchRunner = std::function<absl::StatusOr<EngineOutput>(
+    const ServedAdapter* adapter, const std::vector<const EngineRow*>& rows)>;
+
+class DynamicBatcher {
+ public:
+  // `metrics` may be null. `clock` defaults to absl::Now.
+  DynamicBatcher(BatcherOptions options, BatchRunner runner,
+                 ServerMetrics* metrics,
+                 std::function<absl::Time()> clock = nullptr);
+  ~DynamicBatcher();
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  void Start();
+
+  // Queues `task`. INVALID_ARGUMENT: no rows or no `done`;
+  // RESOURCE_EXHAUSTED: the queue cannot take its rows; UNAVAILABLE: stopping.
+  // On error `done` is not called.
+  absl::Status Submit(std::unique_ptr<InferenceTask> task);
+
+  // Hand stepping (no Start()): forms the batch the rules allow at clock()
+  // and runs it on this thread. Returns the rows run (0: nothing ready).
+  int64_t RunOnce();
+
+  // Refuses new tasks, runs every queued task, joins the workers.
+  void Stop();
+
+  int64_t queued_rows() const;
+
+ private:
+  struct Batch {
+    std::vector<std::unique_ptr<InferenceTask>> tasks;
+  };
+  // Removes expired and cancelled tasks (failing them) and, when a batch is
+  // ready at `now`, takes it out of the queue.
+  std::optional<Batch> TakeReadyBatch(absl::Time now, bool drain)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunBatch(Batch batch, absl::Time start);
+  void WorkerLoop();
+
+  const BatcherOptions options_;
+  const BatchRunner runner_;
+  ServerMetrics* const metrics_;
+  const std::function<absl::Time()> clock_;
+
+  mutable absl::Mutex mu_;
+  std::deque<std::unique_ptr<InferenceTask>> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> workers_;
+};
+
+}  // namespace dylora::serving
