@@ -76,8 +76,10 @@ class Engine {
   // so; null means run truncated.
   absl::StatusOr<std::shared_ptr<const MergedWeightsHook>> MergedFor(
       const ServedAdapter& adapter, int64_t rank, int64_t rows);
+  // Merges and inserts into the cache; `*cached` says whether the cache
+  // kept it (an entry over the whole budget is not kept).
   absl::StatusOr<std::shared_ptr<const MergedWeightsHook>> Merge(
-      const ServedAdapter& adapter, int64_t rank);
+      const ServedAdapter& adapter, int64_t rank, bool* cached);
 
   const std::shared_ptr<const Encoder> encoder_;
   const EngineOptions options_;

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/registry/served_adapter.h"
 
 namespace dylora {
@@ -57,9 +58,9 @@ class AdapterRegistry {
                                   absl::string_view path);
   // The same from an adapter already in memory (tests, benchmarks); `path`
   // is only reported.
-  absl::StatusOr<LoadResult> Publish(absl::string_view name,
-                                     std::shared_ptr<const DyLoraAdapter> adapter,
-                                     absl::string_view path);
+  absl::StatusOr<LoadResult> Publish(
+      absl::string_view name, std::shared_ptr<const DyLoraAdapter> adapter,
+      absl::string_view path);
 
   // Removes `name`; returns the version that was serving. NOT_FOUND.
   absl::StatusOr<std::shared_ptr<const ServedAdapter>> Unload(
@@ -73,11 +74,24 @@ class AdapterRegistry {
   size_t size() const;
 
  private:
-  using Map = std::map<std::string, std::shared_ptr<const ServedAdapter>,
-                       std::less<>>;
+  using Map =
+      std::map<std::string, std::shared_ptr<const ServedAdapter>, std::less<>>;
 
   std::shared_ptr<const Map> Snapshot() const ABSL_LOCKS_EXCLUDED(mu_);
+  // The lock serialising loads and unloads of `name`, made on first use.
   absl::Mutex* NameLock(absl::string_view name) ABSL_LOCKS_EXCLUDED(mu_);
+  // nullptr when `name` was never loaded (or attempted).
+  absl::Mutex* FindNameLock(absl::string_view name) const
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Moves `adapter` to the backbone's device and dtype, builds its head and
+  // publishes it as the next version of `name`. The caller holds the name's
+  // lock; `start` is when the load began (for load_time).
+  absl::StatusOr<LoadResult> PrepareAndInsert(absl::string_view name,
+                                              const DyLoraAdapter& adapter,
+                                              std::string path,
+                                              absl::Time start)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void RecordLoad(bool ok, absl::Time start) const;
 
   const std::shared_ptr<const Encoder> encoder_;
   ServerMetrics* const metrics_;
