@@ -77,12 +77,26 @@ class DynamicBatcher {
   struct Batch {
     std::vector<std::unique_ptr<InferenceTask>> tasks;
   };
-  // Removes expired and cancelled tasks (failing them) and, when a batch is
-  // ready at `now`, takes it out of the queue.
-  std::optional<Batch> TakeReadyBatch(absl::Time now, bool drain)
+  // A task removed before compute and the status its `done` gets.
+  struct DroppedTask {
+    std::unique_ptr<InferenceTask> task;
+    absl::Status status;
+  };
+  // Moves expired and cancelled tasks to `dropped` (their `done` is called
+  // later, without mu_) and, when a batch is ready at `now`, takes it out of
+  // the queue.
+  std::optional<Batch> TakeReadyBatch(absl::Time now, bool drain,
+                                      std::vector<DroppedTask>* dropped)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Clock time at which the queue next needs a look without new events: the
+  // oldest task's delay or the earliest deadline. InfiniteFuture: empty.
+  absl::Time NextWakeTime() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Takes what is ready at clock() and completes it on this thread. Returns
+  // the rows run; sets *idle when there was nothing to take at all.
+  int64_t StepInline(bool* idle) ABSL_LOCKS_EXCLUDED(mu_);
+  void FailDropped(std::vector<DroppedTask> dropped);
   void RunBatch(Batch batch, absl::Time start);
-  void WorkerLoop();
+  void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   const BatcherOptions options_;
   const BatchRunner runner_;
@@ -93,7 +107,12 @@ class DynamicBatcher {
   std::deque<std::unique_ptr<InferenceTask>> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> workers_;
+  // Signalled on Submit, Stop, and when a worker leaves work behind.
+  absl::CondVar work_cv_;
+
+  // Serialises Start() and Stop() so the workers are joined exactly once.
+  absl::Mutex lifecycle_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(lifecycle_mu_);
 };
 
 }  // namespace dylora::serving
