@@ -1,0 +1,43 @@
+#include "server/api/admin_auth.h"
+
+#include <cstring>
+
+#include "absl/strings/string_view.h"
+
+namespace dylora::serving {
+namespace {
+
+// Compares in time independent of where the strings differ.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char difference = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    difference |= static_cast<unsigned char>(a[i] ^ b[i]);
+  }
+  return difference == 0;
+}
+
+}  // namespace
+
+absl::Status AdminAuth::Check(const grpc::ServerContextBase& context) const {
+  if (token_.empty()) return absl::OkStatus();
+  const auto& metadata = context.client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "admin RPCs need an \"authorization: Bearer <token>\" header");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kScheme = "Bearer ";
+  if (value.size() <= kScheme.size() ||
+      value.substr(0, kScheme.size()) != kScheme) {
+    return absl::UnauthenticatedError(
+        "the authorization header must read \"Bearer <token>\"");
+  }
+  if (!ConstantTimeEquals(value.substr(kScheme.size()), token_)) {
+    return absl::PermissionDeniedError("the bearer token is not valid");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace dylora::serving

@@ -1,0 +1,245 @@
+#include "server/api/dylora_service.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/time/clock.h"
+#include "core/model/linear_hook.h"
+#include "server/api/call_tracker.h"
+#include "server/metrics/server_metrics.h"
+#include "server/runtime/serving_runtime.h"
+
+namespace dylora::serving {
+namespace {
+
+constexpr char kProtocol[] = "dylora.v1";
+
+absl::StatusOr<RankSelector> SelectorOf(const dylora::v1::ClassifyRequest& r) {
+  switch (r.rank_selector_case()) {
+    case dylora::v1::ClassifyRequest::kRank:
+      return RankSelector::Rank(r.rank());
+    case dylora::v1::ClassifyRequest::kProfile:
+      return RankSelector::Profile(r.profile());
+    case dylora::v1::ClassifyRequest::kPolicy:
+      switch (r.policy()) {
+        case dylora::v1::RANK_POLICY_UNSPECIFIED:
+          return RankSelector::Default();
+        case dylora::v1::RANK_POLICY_MAX:
+          return RankSelector::Policy(RankPolicy::kMax);
+        case dylora::v1::RANK_POLICY_BEST:
+          return RankSelector::Policy(RankPolicy::kBest);
+        case dylora::v1::RANK_POLICY_SMALLEST_WITHIN_TOLERANCE:
+          return RankSelector::Policy(RankPolicy::kSmallestWithinTolerance);
+        default:
+          return absl::InvalidArgumentError(
+              absl::StrCat("unknown rank policy ", static_cast<int>(r.policy())));
+      }
+    case dylora::v1::ClassifyRequest::RANK_SELECTOR_NOT_SET:
+      break;
+  }
+  return RankSelector::Default();
+}
+
+// Logits [rows, width] -> one Prediction per row: softmax scores and the
+// argmax label, or the value of a one-output regression head.
+void FillPredictions(const TaskResult& result, bool regression,
+                     dylora::v1::ClassifyResponse* response) {
+  const int64_t width = result.width;
+  const int64_t rows = width > 0 ? static_cast<int64_t>(result.values.size()) / width : 0;
+  for (int64_t row = 0; row < rows; ++row) {
+    const float* logits = result.values.data() + row * width;
+    dylora::v1::Prediction* prediction = response->add_predictions();
+    prediction->mutable_logits()->Add(logits, logits + width);
+    if (regression) {
+      prediction->set_value(logits[0]);
+      continue;
+    }
+    const float max_logit = *std::max_element(logits, logits + width);
+    double sum = 0;
+    for (int64_t i = 0; i < width; ++i) sum += std::exp(logits[i] - max_logit);
+    for (int64_t i = 0; i < width; ++i) {
+      prediction->add_scores(static_cast<float>(std::exp(logits[i] - max_logit) / sum));
+    }
+    prediction->set_label(std::max_element(logits, logits + width) - logits);
+  }
+}
+
+void FillAdapterInfo(const ServedAdapter& served, const Engine& engine,
+                     dylora::v1::AdapterInfo* info) {
+  const DyLoraAdapter& adapter = *served.adapter;
+  const AdapterConfig& config = adapter.config();
+  info->set_name(served.name);
+  info->set_version(served.version);
+  info->set_path(served.path);
+  info->set_r_min(config.r_min);
+  info->set_r_max(config.r_max);
+  info->set_alpha(config.alpha);
+  info->set_num_labels(served.head.num_labels());
+  for (LinearKind kind : config.target_kinds) {
+    info->add_target_modules(std::string(LinearKindName(kind)));
+  }
+  const RankMetrics& metrics = adapter.rank_metrics();
+  if (!metrics.empty()) {
+    dylora::v1::RankTable* table = info->mutable_rank_table();
+    table->set_metric(metrics.metric);
+    table->set_higher_is_better(metrics.higher_is_better);
+    for (const auto& [rank, value] : metrics.values) {
+      dylora::v1::RankValue* entry = table->add_values();
+      entry->set_rank(rank);
+      entry->set_value(value);
+    }
+    if (metrics.best_rank) table->set_best_rank(*metrics.best_rank);
+    if (metrics.smallest_rank_within_tolerance) {
+      table->set_smallest_rank_within_tolerance(
+          *metrics.smallest_rank_within_tolerance);
+    }
+    table->set_tolerance(metrics.tolerance);
+  }
+  info->set_base_model_fingerprint(config.base_model_fingerprint);
+  info->set_load_seconds(absl::ToDoubleSeconds(served.load_time));
+  info->set_loaded_at_unix_millis(absl::ToUnixMillis(served.loaded_at));
+  for (int64_t rank : engine.CachedRanks(served)) info->add_merged_ranks(rank);
+}
+
+dylora::v1::ExecutionPath PathOf(ExecutionPath path) {
+  switch (path) {
+    case ExecutionPath::kMerged:
+      return dylora::v1::EXECUTION_PATH_MERGED;
+    case ExecutionPath::kTruncated:
+      return dylora::v1::EXECUTION_PATH_TRUNCATED;
+    case ExecutionPath::kBackbone:
+      break;
+  }
+  return dylora::v1::EXECUTION_PATH_UNSPECIFIED;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* DyloraService::Classify(
+    grpc::CallbackServerContext* context,
+    const dylora::v1::ClassifyRequest* request,
+    dylora::v1::ClassifyResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto tracker = std::make_shared<CallTracker>(metrics_, kProtocol);
+  // The adapter label only once the name is known to be served.
+  auto finish = [this, reactor, tracker](const absl::Status& status,
+                                         const std::string& adapter,
+                                         int64_t rank) {
+    const bool known = runtime_.registry().Get(adapter).ok();
+    reactor->Finish(tracker->Complete(status, known ? adapter : "", rank));
+  };
+  if (runtime_.IsBackbone(request->adapter())) {
+    finish(absl::InvalidArgumentError(absl::StrCat(
+               "\"", request->adapter(),
+               "\" is the backbone; Classify needs an adapter (the backbone's "
+               "embeddings are served through KServe ModelInfer)")),
+           "", 0);
+    return reactor;
+  }
+  absl::StatusOr<RankSelector> selector = SelectorOf(*request);
+  if (!selector.ok()) {
+    finish(selector.status(), request->adapter(), 0);
+    return reactor;
+  }
+  InferenceCall call;
+  call.model = request->adapter();
+  call.inputs.reserve(request->inputs_size());
+  for (const dylora::v1::TextInput& input : request->inputs()) {
+    call.inputs.push_back(TextInput{input.text(), input.text_pair()});
+  }
+  call.rank = *std::move(selector);
+  call.deadline = DeadlineOf(context->deadline());
+  call.is_cancelled = [context] { return context->IsCancelled(); };
+  const absl::Time start = tracker->start();
+  absl::Status submitted = runtime_.Submit(
+      std::move(call), [finish, response, start,
+                        name = request->adapter()](absl::StatusOr<InferenceReply> reply) {
+        if (!reply.ok()) {
+          finish(reply.status(), name, 0);
+          return;
+        }
+        const ServedAdapter& served = *reply->adapter;
+        response->set_adapter(served.name);
+        response->set_adapter_version(served.version);
+        response->set_rank(reply->rank.rank);
+        response->set_rank_source(reply->rank.source);
+        response->set_regression(served.regression());
+        FillPredictions(reply->result, served.regression(), response);
+        response->set_execution_path(PathOf(reply->result.path));
+        dylora::v1::Timings* timings = response->mutable_timings();
+        timings->set_queue_seconds(absl::ToDoubleSeconds(reply->result.queue_time));
+        timings->set_compute_seconds(absl::ToDoubleSeconds(reply->result.compute_time));
+        timings->set_batch_size(reply->result.batch_rows);
+        timings->set_total_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+        finish(absl::OkStatus(), name, reply->rank.rank);
+      });
+  if (!submitted.ok()) finish(submitted, request->adapter(), 0);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DyloraService::ListAdapters(
+    grpc::CallbackServerContext* context,
+    const dylora::v1::ListAdaptersRequest* /*request*/,
+    dylora::v1::ListAdaptersResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  for (const auto& served : runtime_.registry().List()) {
+    FillAdapterInfo(*served, runtime_.engine(), response->add_adapters());
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(tracker.Complete(absl::OkStatus(), "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DyloraService::GetAdapter(
+    grpc::CallbackServerContext* context,
+    const dylora::v1::GetAdapterRequest* request,
+    dylora::v1::AdapterInfo* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::shared_ptr<const ServedAdapter>> served =
+      runtime_.registry().Get(request->name());
+  if (served.ok()) FillAdapterInfo(**served, runtime_.engine(), response);
+  reactor->Finish(tracker.Complete(served.status(),
+                                   served.ok() ? request->name() : "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DyloraService::LoadAdapter(
+    grpc::CallbackServerContext* context,
+    const dylora::v1::LoadAdapterRequest* request,
+    dylora::v1::LoadAdapterResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = auth_.Check(*context);
+  if (status.ok()) {
+    const std::vector<int64_t> prewarm(request->prewarm_ranks().begin(),
+                                       request->prewarm_ranks().end());
+    absl::StatusOr<AdapterRegistry::LoadResult> loaded =
+        runtime_.LoadAdapter(request->name(), request->path(), prewarm);
+    status = loaded.status();
+    if (loaded.ok()) {
+      FillAdapterInfo(*loaded->adapter, runtime_.engine(),
+                      response->mutable_adapter());
+      response->set_replaced(loaded->replaced != nullptr);
+    }
+  }
+  reactor->Finish(tracker.Complete(status, status.ok() ? request->name() : "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DyloraService::UnloadAdapter(
+    grpc::CallbackServerContext* context,
+    const dylora::v1::UnloadAdapterRequest* request,
+    dylora::v1::UnloadAdapterResponse* /*response*/) {
+  CallTracker tracker(metrics_, kProtocol);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::Status status = auth_.Check(*context);
+  if (status.ok()) status = runtime_.UnloadAdapter(request->name());
+  reactor->Finish(tracker.Complete(status, "", 0));
+  return reactor;
+}
+
+}  // namespace dylora::serving

@@ -1,0 +1,385 @@
+#include "server/api/kserve_service.h"
+
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "core/model/encoder.h"
+#include "server/api/call_tracker.h"
+#include "server/api/kserve_tensors.h"
+#include "server/runtime/serving_runtime.h"
+
+namespace dylora::serving {
+namespace {
+
+constexpr char kProtocol[] = "kserve";
+constexpr char kServerName[] = "dylora-serve";
+constexpr char kServerVersion[] = "0.1.0";
+constexpr char kPlatform[] = "dylora_libtorch";
+constexpr char kTextInput[] = "TEXT";
+constexpr char kTextPairInput[] = "TEXT_PAIR";
+constexpr char kLogitsOutput[] = "logits";
+constexpr char kProbabilitiesOutput[] = "probabilities";
+constexpr char kEmbeddingOutput[] = "embedding";
+
+using InferInput = inference::ModelInferRequest::InferInputTensor;
+using Parameters = google::protobuf::Map<std::string, inference::InferParameter>;
+
+// An adapter (with its version) or the backbone; NOT_FOUND otherwise, and
+// for a version other than the one serving.
+struct ResolvedModel {
+  std::shared_ptr<const ServedAdapter> adapter;  // null: the backbone
+  std::string version;
+};
+
+absl::StatusOr<ResolvedModel> FindModel(const ServingRuntime& runtime,
+                                        const std::string& name,
+                                        const std::string& version) {
+  ResolvedModel model;
+  if (runtime.IsBackbone(name)) {
+    model.version = "1";
+  } else {
+    absl::StatusOr<std::shared_ptr<const ServedAdapter>> served =
+        runtime.registry().Get(name);
+    if (!served.ok()) return served.status();
+    model.adapter = *std::move(served);
+    model.version = std::to_string(model.adapter->version);
+  }
+  if (!version.empty() && version != model.version) {
+    return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ",
+                                            version, "; serving version ",
+                                            model.version));
+  }
+  return model;
+}
+
+// The number of elements of a [N] or [N, 1] BYTES tensor.
+absl::StatusOr<int64_t> TextCount(const InferInput& input) {
+  if (input.datatype() != "BYTES") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", input.name(), " must be BYTES, not ", input.datatype()));
+  }
+  const auto& shape = input.shape();
+  if (shape.empty() || shape.size() > 2 || (shape.size() == 2 && shape[1] != 1) ||
+      shape[0] < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", input.name(), " must have shape [N] or [N, 1]"));
+  }
+  return shape[0];
+}
+
+// Texts of input `index`, from raw_input_contents when the request uses them.
+absl::StatusOr<std::vector<std::string>> TextsOf(
+    const inference::ModelInferRequest& request, int index, int64_t limit) {
+  const InferInput& input = request.inputs(index);
+  absl::StatusOr<int64_t> count = TextCount(input);
+  if (!count.ok()) return count.status();
+  if (*count > limit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", input.name(), " holds ", *count, " texts; the limit is ", limit));
+  }
+  if (!request.raw_input_contents().empty()) {
+    if (request.raw_input_contents_size() != request.inputs_size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "raw_input_contents has ", request.raw_input_contents_size(),
+          " entries for ", request.inputs_size(), " inputs"));
+    }
+    return DecodeRawBytesTensor(request.raw_input_contents(index), *count,
+                                input.name());
+  }
+  const auto& contents = input.contents().bytes_contents();
+  if (contents.size() != *count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input ", input.name(), ": shape declares ", *count,
+                     " elements but contents hold ", contents.size()));
+  }
+  return std::vector<std::string>(contents.begin(), contents.end());
+}
+
+// The rank selector from the request parameters rank / profile / policy.
+absl::StatusOr<RankSelector> SelectorOf(const Parameters& parameters) {
+  std::optional<RankSelector> selector;
+  for (const auto& [name, value] : parameters) {
+    std::optional<RankSelector> next;
+    if (name == "rank") {
+      if (value.parameter_choice_case() == inference::InferParameter::kInt64Param) {
+        next = RankSelector::Rank(value.int64_param());
+      } else if (value.parameter_choice_case() ==
+                 inference::InferParameter::kUint64Param) {
+        next = RankSelector::Rank(
+            static_cast<int64_t>(std::min<uint64_t>(value.uint64_param(), INT64_MAX)));
+      } else {
+        return absl::InvalidArgumentError("parameter rank must be an int64");
+      }
+    } else if (name == "profile" || name == "policy") {
+      if (value.parameter_choice_case() != inference::InferParameter::kStringParam) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("parameter ", name, " must be a string"));
+      }
+      if (name == "profile") {
+        next = RankSelector::Profile(value.string_param());
+      } else {
+        absl::StatusOr<RankPolicy> policy = ParseRankPolicy(value.string_param());
+        if (!policy.ok()) return policy.status();
+        next = RankSelector::Policy(*policy);
+      }
+    } else {
+      continue;  // other parameters (e.g. tritonclient's) are not ours
+    }
+    if (selector.has_value()) {
+      return absl::InvalidArgumentError(
+          "give at most one of the parameters rank, profile and policy");
+    }
+    selector = next;
+  }
+  return selector.value_or(RankSelector::Default());
+}
+
+void AddOutput(const std::string& name, const std::vector<float>& values,
+               int64_t rows, int64_t width,
+               inference::ModelInferResponse* response) {
+  auto* output = response->add_outputs();
+  output->set_name(name);
+  output->set_datatype("FP32");
+  output->add_shape(rows);
+  output->add_shape(width);
+  response->add_raw_output_contents(EncodeRawFp32(values.data(), values.size()));
+}
+
+std::vector<float> Softmax(const std::vector<float>& logits, int64_t width) {
+  std::vector<float> probabilities(logits.size());
+  for (size_t row = 0; row * width < logits.size(); ++row) {
+    const float* in = logits.data() + row * width;
+    float* out = probabilities.data() + row * width;
+    const float max_logit = *std::max_element(in, in + width);
+    double sum = 0;
+    for (int64_t i = 0; i < width; ++i) sum += std::exp(in[i] - max_logit);
+    for (int64_t i = 0; i < width; ++i) {
+      out[i] = static_cast<float>(std::exp(in[i] - max_logit) / sum);
+    }
+  }
+  return probabilities;
+}
+
+void SetParameter(Parameters* parameters, const std::string& name, int64_t value) {
+  (*parameters)[name].set_int64_param(value);
+}
+void SetParameter(Parameters* parameters, const std::string& name,
+                  const std::string& value) {
+  (*parameters)[name].set_string_param(value);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* KServeService::ServerLive(
+    grpc::CallbackServerContext* context, const inference::ServerLiveRequest*,
+    inference::ServerLiveResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  response->set_live(true);
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(tracker.Complete(absl::OkStatus(), "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KServeService::ServerReady(
+    grpc::CallbackServerContext* context, const inference::ServerReadyRequest*,
+    inference::ServerReadyResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  response->set_ready(runtime_.accepting());
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(tracker.Complete(absl::OkStatus(), "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KServeService::ModelReady(
+    grpc::CallbackServerContext* context, const inference::ModelReadyRequest* request,
+    inference::ModelReadyResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  absl::StatusOr<ResolvedModel> model =
+      FindModel(runtime_, request->name(), request->version());
+  // Triton answers ready=false (not an error) for a model it does not serve.
+  response->set_ready(model.ok() && runtime_.accepting());
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(tracker.Complete(absl::OkStatus(), model.ok() ? request->name() : "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KServeService::ServerMetadata(
+    grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
+    inference::ServerMetadataResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  response->set_name(kServerName);
+  response->set_version(kServerVersion);
+  auto* reactor = context->DefaultReactor();
+  reactor->Finish(tracker.Complete(absl::OkStatus(), "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KServeService::ModelMetadata(
+    grpc::CallbackServerContext* context,
+    const inference::ModelMetadataRequest* request,
+    inference::ModelMetadataResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  auto* reactor = context->DefaultReactor();
+  absl::StatusOr<ResolvedModel> model =
+      FindModel(runtime_, request->name(), request->version());
+  if (!model.ok()) {
+    reactor->Finish(tracker.Complete(model.status(), "", 0));
+    return reactor;
+  }
+  response->set_name(request->name());
+  response->add_versions(model->version);
+  response->set_platform(kPlatform);
+  for (const char* name : {kTextInput, kTextPairInput}) {
+    auto* input = response->add_inputs();
+    input->set_name(name);
+    input->set_datatype("BYTES");
+    input->add_shape(-1);
+  }
+  auto add_output = [response](const char* name, int64_t width) {
+    auto* output = response->add_outputs();
+    output->set_name(name);
+    output->set_datatype("FP32");
+    output->add_shape(-1);
+    output->add_shape(width);
+  };
+  if (model->adapter == nullptr) {
+    add_output(kEmbeddingOutput, runtime_.encoder().config().hidden_size);
+  } else {
+    const int64_t labels = model->adapter->head.num_labels();
+    add_output(kLogitsOutput, labels);
+    if (!model->adapter->regression()) add_output(kProbabilitiesOutput, labels);
+  }
+  reactor->Finish(tracker.Complete(absl::OkStatus(), request->name(), 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* KServeService::ModelInfer(
+    grpc::CallbackServerContext* context, const inference::ModelInferRequest* request,
+    inference::ModelInferResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  auto tracker = std::make_shared<CallTracker>(metrics_, kProtocol);
+  auto finish = [reactor, tracker](const absl::Status& status,
+                                   const std::string& label, int64_t rank) {
+    reactor->Finish(tracker->Complete(status, label, rank));
+  };
+
+  absl::StatusOr<ResolvedModel> model =
+      FindModel(runtime_, request->model_name(), request->model_version());
+  if (!model.ok()) {
+    finish(model.status(), "", 0);
+    return reactor;
+  }
+  const std::string& name = request->model_name();
+  auto fail = [&](const absl::Status& status) {
+    finish(status, name, 0);
+    return reactor;
+  };
+
+  // Inputs: TEXT, optionally TEXT_PAIR of the same length.
+  int text_index = -1, pair_index = -1;
+  for (int i = 0; i < request->inputs_size(); ++i) {
+    const std::string& input_name = request->inputs(i).name();
+    int* slot = input_name == kTextInput       ? &text_index
+                : input_name == kTextPairInput ? &pair_index
+                                               : nullptr;
+    if (slot == nullptr) {
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          "unexpected input \"", input_name, "\"; inputs are TEXT and TEXT_PAIR")));
+    }
+    if (*slot >= 0) {
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("input ", input_name, " given twice")));
+    }
+    *slot = i;
+  }
+  if (text_index < 0) return fail(absl::InvalidArgumentError("input TEXT is required"));
+  const int64_t limit = runtime_.options().max_texts_per_request;
+  absl::StatusOr<std::vector<std::string>> texts = TextsOf(*request, text_index, limit);
+  if (!texts.ok()) return fail(texts.status());
+  std::vector<std::string> pairs;
+  if (pair_index >= 0) {
+    absl::StatusOr<std::vector<std::string>> decoded =
+        TextsOf(*request, pair_index, limit);
+    if (!decoded.ok()) return fail(decoded.status());
+    if (decoded->size() != texts->size()) {
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          "TEXT has ", texts->size(), " elements but TEXT_PAIR has ",
+          decoded->size())));
+    }
+    pairs = *std::move(decoded);
+  }
+
+  // Requested outputs (none: all of the model's).
+  const bool backbone = model->adapter == nullptr;
+  const bool regression = !backbone && model->adapter->regression();
+  bool want_logits = request->outputs().empty() && !backbone;
+  bool want_probabilities = request->outputs().empty() && !backbone && !regression;
+  bool want_embedding = request->outputs().empty() && backbone;
+  for (const auto& output : request->outputs()) {
+    if (!backbone && output.name() == kLogitsOutput) {
+      want_logits = true;
+    } else if (!backbone && !regression && output.name() == kProbabilitiesOutput) {
+      want_probabilities = true;
+    } else if (backbone && output.name() == kEmbeddingOutput) {
+      want_embedding = true;
+    } else {
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+          "model \"", name, "\" has no output \"", output.name(), "\"")));
+    }
+  }
+
+  absl::StatusOr<RankSelector> selector = SelectorOf(request->parameters());
+  if (!selector.ok()) return fail(selector.status());
+
+  InferenceCall call;
+  call.model = name;
+  call.inputs.reserve(texts->size());
+  for (size_t i = 0; i < texts->size(); ++i) {
+    call.inputs.push_back(
+        TextInput{std::move((*texts)[i]), pairs.empty() ? "" : std::move(pairs[i])});
+  }
+  call.rank = *std::move(selector);
+  call.deadline = DeadlineOf(context->deadline());
+  call.is_cancelled = [context] { return context->IsCancelled(); };
+  absl::Status submitted = runtime_.Submit(
+      std::move(call),
+      [finish, response, name, version = model->version, id = request->id(),
+       want_logits, want_probabilities,
+       want_embedding](absl::StatusOr<InferenceReply> reply) {
+        if (!reply.ok()) {
+          finish(reply.status(), name, 0);
+          return;
+        }
+        const TaskResult& result = reply->result;
+        const int64_t rows =
+            result.width > 0 ? static_cast<int64_t>(result.values.size()) / result.width : 0;
+        response->set_model_name(name);
+        response->set_model_version(version);
+        response->set_id(id);
+        auto* parameters = response->mutable_parameters();
+        if (reply->adapter != nullptr) {
+          SetParameter(parameters, "rank", reply->rank.rank);
+          SetParameter(parameters, "rank_source", reply->rank.source);
+        }
+        SetParameter(parameters, "execution_path",
+                     std::string(ExecutionPathName(result.path)));
+        if (want_embedding) AddOutput(kEmbeddingOutput, result.values, rows, result.width, response);
+        if (want_logits) AddOutput(kLogitsOutput, result.values, rows, result.width, response);
+        if (want_probabilities) {
+          AddOutput(kProbabilitiesOutput, Softmax(result.values, result.width), rows,
+                    result.width, response);
+        }
+        finish(absl::OkStatus(), name, reply->rank.rank);
+      });
+  if (!submitted.ok()) return fail(submitted);
+  return reactor;
+}
+
+}  // namespace dylora::serving

@@ -1,0 +1,126 @@
+#include "server/app/grpc_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/util/file_util.h"
+#include "core/util/status_macros.h"
+
+namespace dylora::serving {
+namespace {
+
+constexpr const char* kServiceNames[] = {"dylora.v1.DyLoRA",
+                                         "inference.GRPCInferenceService"};
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const ServerOptions& options) {
+  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  DYLORA_ASSIGN_OR_RETURN(pair.cert_chain, ReadFileToString(options.tls_cert_file));
+  DYLORA_ASSIGN_OR_RETURN(pair.private_key, ReadFileToString(options.tls_key_file));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
+    ServerOptions options) {
+  std::unique_ptr<DyloraServer> server(new DyloraServer());
+  server->options_ = std::move(options);
+  const ServerOptions& o = server->options_;
+  server->metrics_ = std::make_unique<ServerMetrics>();
+
+  const absl::Time start = absl::Now();
+  DYLORA_ASSIGN_OR_RETURN(server->runtime_,
+                          ServingRuntime::Create(o.runtime, server->metrics_.get()));
+  spdlog::info("backbone {} loaded on {} in {:.2f}s (served as \"{}\")",
+               o.runtime.model_dir, o.runtime.device,
+               absl::ToDoubleSeconds(absl::Now() - start),
+               server->runtime_->backbone_name());
+  for (const PreloadAdapter& adapter : o.adapters) {
+    absl::StatusOr<AdapterRegistry::LoadResult> loaded =
+        server->runtime_->LoadAdapter(adapter.name, adapter.path, o.prewarm_ranks);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat("adapter ", adapter.name, ": ",
+                                       loaded.status().message()));
+    }
+    spdlog::info("adapter {} v{} loaded from {} in {:.3f}s", adapter.name,
+                 loaded->adapter->version, adapter.path,
+                 absl::ToDoubleSeconds(loaded->adapter->load_time));
+  }
+  if (o.metrics_port >= 0) {
+    DYLORA_RETURN_IF_ERROR(server->metrics_->StartExposer(
+        absl::StrCat(o.metrics_host, ":", o.metrics_port)));
+  }
+  DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                          Credentials(o));
+
+  server->auth_ = std::make_unique<AdminAuth>(o.admin_token);
+  server->dylora_service_ = std::make_unique<DyloraService>(
+      *server->runtime_, server->metrics_.get(), *server->auth_);
+  server->kserve_service_ =
+      std::make_unique<KServeService>(*server->runtime_, server->metrics_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(o.host, ":", o.port), credentials,
+                           &server->port_);
+  builder.RegisterService(server->dylora_service_.get());
+  builder.RegisterService(server->kserve_service_.get());
+  // Texts are capped per request; keep gRPC's message cap near that.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
+      INT32_MAX, 2 * o.runtime.max_texts_per_request * o.runtime.max_text_bytes + (1 << 20))));
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", o.host, ":", o.port));
+  }
+  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  health->SetServingStatus(true);
+  for (const char* name : kServiceNames) health->SetServingStatus(name, true);
+  spdlog::info("serving gRPC on {}:{}{}, metrics on {}", o.host, server->port_,
+               o.tls_cert_file.empty() ? "" : " (TLS)",
+               o.metrics_port >= 0
+                   ? absl::StrCat(o.metrics_host, ":", server->metrics_->exposer_port())
+                   : std::string("(off)"));
+  return server;
+}
+
+DyloraServer::~DyloraServer() { Shutdown(); }
+
+void DyloraServer::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  if (server_ != nullptr) {
+    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    health->SetServingStatus(false);
+    for (const char* name : kServiceNames) health->SetServingStatus(name, false);
+  }
+  if (runtime_ != nullptr) runtime_->BeginShutdown();
+  if (server_ != nullptr) {
+    // Waits for RPCs in flight (they finish on the batcher), cancelling
+    // those still running at the deadline.
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + options_.drain_timeout));
+  }
+  if (runtime_ != nullptr) runtime_->Shutdown();
+  spdlog::info("dylora-serve stopped");
+}
+
+void DyloraServer::Wait() {
+  if (server_ != nullptr) server_->Wait();
+}
+
+}  // namespace dylora::serving

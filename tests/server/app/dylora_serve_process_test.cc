@@ -1,0 +1,144 @@
+// The real dylora-serve binary as a deployment runs it: flags only, health
+// and reflection answered, a request served, SIGTERM -> drained, exit 0.
+// This binary links no server code: it talks to the process over gRPC only.
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "dylora/v1/dylora.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/server/test_adapters.h"
+
+extern char** environ;
+
+namespace dylora::serving {
+namespace {
+
+using ::testing::IsSupersetOf;
+namespace health = ::grpc::health::v1;
+namespace reflection = ::grpc::reflection::v1alpha;
+
+int FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+class ServeProcess {
+ public:
+  explicit ServeProcess(std::vector<std::string> args) {
+    args.insert(args.begin(), DYLORA_SERVE_BINARY);
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    EXPECT_EQ(::posix_spawn(&pid_, DYLORA_SERVE_BINARY, nullptr, nullptr,
+                            argv.data(), environ),
+              0);
+  }
+  ~ServeProcess() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // The exit code after SIGTERM, or -1 when it did not exit normally.
+  int Terminate() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+TEST(DyloraServeProcessTest, ServesThenDrainsOnSigterm) {
+  dylora::testing::ScopedTempDir dir;
+  std::string adapter_path;
+  {
+    auto encoder = Encoder::Load(dylora::testing::ModelDir());
+    ASSERT_TRUE(encoder.ok());
+    adapter_path = dylora::testing::WriteRandomAdapter(**encoder, dir.path(), "sst", 7);
+  }
+  const int port = FreePort();
+  ServeProcess process({"--model", dylora::testing::ModelDir(), "--host", "127.0.0.1",
+                        "--port", std::to_string(port), "--metrics-port", "-1",
+                        "--adapter", "sst=" + adapter_path, "--profile", "phone=2",
+                        "--threads", "1"});
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                        std::chrono::seconds(120)))
+      << "dylora-serve did not start listening";
+
+  auto health_stub = health::Health::NewStub(channel);
+  health::HealthCheckResponse health_response;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(health_stub->Check(&context, {}, &health_response).ok());
+    EXPECT_EQ(health_response.status(), health::HealthCheckResponse::SERVING);
+  }
+
+  // Server reflection lists our services (what grpcurl relies on).
+  auto reflection_stub = reflection::ServerReflection::NewStub(channel);
+  {
+    grpc::ClientContext context;
+    auto stream = reflection_stub->ServerReflectionInfo(&context);
+    reflection::ServerReflectionRequest request;
+    request.set_list_services("");
+    ASSERT_TRUE(stream->Write(request));
+    reflection::ServerReflectionResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    std::vector<std::string> services;
+    for (const auto& service : response.list_services_response().service()) {
+      services.push_back(service.name());
+    }
+    EXPECT_THAT(services, IsSupersetOf({"dylora.v1.DyLoRA", "inference.GRPCInferenceService",
+                                        "grpc.health.v1.Health"}));
+    stream->WritesDone();
+  }
+
+  auto stub = dylora::v1::DyLoRA::NewStub(channel);
+  dylora::v1::ClassifyRequest request;
+  request.set_adapter("sst");
+  request.add_inputs()->set_text("an utterly charming film");
+  request.set_profile("phone");
+  dylora::v1::ClassifyResponse response;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Classify(&context, request, &response).ok());
+  }
+  EXPECT_EQ(response.rank(), 2);
+  EXPECT_EQ(response.predictions_size(), 1);
+
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+TEST(DyloraServeProcessTest, ExitsNonZeroOnABadFlag) {
+  ServeProcess process({"--max-batch-size", "0", "--metrics-port", "-1"});
+  EXPECT_NE(process.Terminate(), 0);
+}
+
+}  // namespace
+}  // namespace dylora::serving
