@@ -1,7 +1,6 @@
 #include "server/api/dylora_service.h"
 
 #include <algorithm>
-#include <cmath>
 #include <memory>
 #include <string>
 #include <utility>
@@ -9,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "core/model/linear_hook.h"
 #include "server/api/call_tracker.h"
+#include "server/api/row_softmax.h"
 #include "server/metrics/server_metrics.h"
 #include "server/runtime/serving_runtime.h"
 
@@ -48,21 +48,19 @@ absl::StatusOr<RankSelector> SelectorOf(const dylora::v1::ClassifyRequest& r) {
 void FillPredictions(const TaskResult& result, bool regression,
                      dylora::v1::ClassifyResponse* response) {
   const int64_t width = result.width;
-  const int64_t rows = width > 0 ? static_cast<int64_t>(result.values.size()) / width : 0;
-  for (int64_t row = 0; row < rows; ++row) {
-    const float* logits = result.values.data() + row * width;
+  const std::vector<float> scores =
+      regression ? std::vector<float>() : RowSoftmax(result.values, width);
+  for (size_t offset = 0; width > 0 && offset + width <= result.values.size();
+       offset += width) {
+    const float* logits = result.values.data() + offset;
     dylora::v1::Prediction* prediction = response->add_predictions();
     prediction->mutable_logits()->Add(logits, logits + width);
     if (regression) {
       prediction->set_value(logits[0]);
       continue;
     }
-    const float max_logit = *std::max_element(logits, logits + width);
-    double sum = 0;
-    for (int64_t i = 0; i < width; ++i) sum += std::exp(logits[i] - max_logit);
-    for (int64_t i = 0; i < width; ++i) {
-      prediction->add_scores(static_cast<float>(std::exp(logits[i] - max_logit) / sum));
-    }
+    prediction->mutable_scores()->Add(scores.begin() + offset,
+                                      scores.begin() + offset + width);
     prediction->set_label(std::max_element(logits, logits + width) - logits);
   }
 }

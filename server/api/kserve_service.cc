@@ -1,6 +1,5 @@
 #include "server/api/kserve_service.h"
 
-#include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
@@ -13,6 +12,7 @@
 #include "core/model/encoder.h"
 #include "server/api/call_tracker.h"
 #include "server/api/kserve_tensors.h"
+#include "server/api/row_softmax.h"
 #include "server/runtime/serving_runtime.h"
 
 namespace dylora::serving {
@@ -150,21 +150,6 @@ void AddOutput(const std::string& name, const std::vector<float>& values,
   output->add_shape(rows);
   output->add_shape(width);
   response->add_raw_output_contents(EncodeRawFp32(values.data(), values.size()));
-}
-
-std::vector<float> Softmax(const std::vector<float>& logits, int64_t width) {
-  std::vector<float> probabilities(logits.size());
-  for (size_t row = 0; row * width < logits.size(); ++row) {
-    const float* in = logits.data() + row * width;
-    float* out = probabilities.data() + row * width;
-    const float max_logit = *std::max_element(in, in + width);
-    double sum = 0;
-    for (int64_t i = 0; i < width; ++i) sum += std::exp(in[i] - max_logit);
-    for (int64_t i = 0; i < width; ++i) {
-      out[i] = static_cast<float>(std::exp(in[i] - max_logit) / sum);
-    }
-  }
-  return probabilities;
 }
 
 void SetParameter(Parameters* parameters, const std::string& name, int64_t value) {
@@ -373,7 +358,7 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
         if (want_embedding) AddOutput(kEmbeddingOutput, result.values, rows, result.width, response);
         if (want_logits) AddOutput(kLogitsOutput, result.values, rows, result.width, response);
         if (want_probabilities) {
-          AddOutput(kProbabilitiesOutput, Softmax(result.values, result.width), rows,
+          AddOutput(kProbabilitiesOutput, RowSoftmax(result.values, result.width), rows,
                     result.width, response);
         }
         finish(absl::OkStatus(), name, reply->rank.rank);
