@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +16,8 @@ namespace dylora::serving {
 void AddServerFlags(CLI::App& app, ServerOptions& o, ServerFlagValues& v) {
   RuntimeOptions& r = o.runtime;
   app.set_config("--config", "", "TOML file with any of these options (flags win)");
+  // A misspelt key in a deployment file must fail, not silently keep a default.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   app.add_option("--model", r.model_dir,
                  "backbone directory: config.json, model.safetensors, tokenizer.json")
       ->capture_default_str();
@@ -94,15 +97,16 @@ absl::Status FinishServerOptions(const ServerFlagValues& v, ServerOptions& o) {
   DYLORA_ASSIGN_OR_RETURN(o.runtime.profiles, DeviceProfiles::Parse(v.profiles));
   DYLORA_ASSIGN_OR_RETURN(o.runtime.default_policy,
                           ParseRankPolicy(v.default_policy));
-  if (v.max_queue_delay_ms < 0) {
+  // Also refuses nan and inf (CLI11 parses both), whose integer casts are
+  // undefined.
+  if (!std::isfinite(v.max_queue_delay_ms) || v.max_queue_delay_ms < 0) {
     return absl::InvalidArgumentError("--max-queue-delay-ms must be >= 0");
   }
-  o.runtime.batcher.max_queue_delay =
-      absl::Microseconds(static_cast<int64_t>(v.max_queue_delay_ms * 1000));
-  if (v.drain_timeout_s < 0) {
+  o.runtime.batcher.max_queue_delay = absl::Milliseconds(v.max_queue_delay_ms);
+  if (!std::isfinite(v.drain_timeout_s) || v.drain_timeout_s < 0) {
     return absl::InvalidArgumentError("--drain-timeout-s must be >= 0");
   }
-  o.drain_timeout = absl::Milliseconds(static_cast<int64_t>(v.drain_timeout_s * 1000));
+  o.drain_timeout = absl::Seconds(v.drain_timeout_s);
   if (o.runtime.batcher.max_batch_rows < 1 || o.runtime.batcher.queue_capacity_rows < 1 ||
       o.runtime.batcher.num_workers < 1) {
     return absl::InvalidArgumentError(
@@ -129,11 +133,31 @@ absl::Status FinishServerOptions(const ServerFlagValues& v, ServerOptions& o) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The raw flag values that reproduce `options`, so that ParseServerOptions
+// keeps the caller's defaults for what no flag sets (FinishServerOptions
+// overwrites these fields from the values).
+ServerFlagValues FlagValuesOf(const ServerOptions& options) {
+  ServerFlagValues values;
+  for (const auto& [name, rank] : options.runtime.profiles.entries()) {
+    values.profiles.push_back(absl::StrCat(name, "=", rank));
+  }
+  values.default_policy = RankPolicyName(options.runtime.default_policy);
+  values.max_queue_delay_ms =
+      absl::ToDoubleMilliseconds(options.runtime.batcher.max_queue_delay);
+  values.drain_timeout_s = absl::ToDoubleSeconds(options.drain_timeout);
+  values.merge_cache_mb = options.runtime.engine.merge_cache_bytes >> 20;
+  return values;
+}
+
+}  // namespace
+
 absl::StatusOr<ServerOptions> ParseServerOptions(
     const std::vector<std::string>& args, const ServerOptions& defaults) {
   CLI::App app{"dylora-serve"};
   ServerOptions options = defaults;
-  ServerFlagValues values;
+  ServerFlagValues values = FlagValuesOf(defaults);
   AddServerFlags(app, options, values);
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {

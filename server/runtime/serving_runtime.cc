@@ -26,8 +26,10 @@ absl::StatusOr<c10::Device> ParseDevice(absl::string_view name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   int index = 0;
   if (name != "cuda") {
-    if (!absl::ConsumePrefix(&name, "cuda:") || !absl::SimpleAtoi(name, &index) ||
-        index < 0) {
+    // Parse a copy so the message names the whole device, not its index.
+    absl::string_view index_text = name;
+    if (!absl::ConsumePrefix(&index_text, "cuda:") ||
+        !absl::SimpleAtoi(index_text, &index) || index < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "unknown device \"", name, "\": expected cpu, cuda or cuda:<n>"));
     }

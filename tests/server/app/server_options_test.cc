@@ -20,7 +20,8 @@ using ::testing::HasSubstr;
 using ::testing::Pair;
 
 // The (name, path) pairs of the preloaded adapters, for ElementsAre.
-std::vector<std::pair<std::string, std::string>> Adapters(const ServerOptions& options) {
+std::vector<std::pair<std::string, std::string>> Adapters(
+    const ServerOptions& options) {
   std::vector<std::pair<std::string, std::string>> adapters;
   for (const PreloadAdapter& adapter : options.adapters) {
     adapters.emplace_back(adapter.name, adapter.path);
@@ -66,6 +67,7 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
   ScopedTempDir dir;
   const std::string token_file = dir.path() + "/token";
   ASSERT_TRUE(WriteFileAtomically(token_file, "  s3cret \n").ok());
+  // clang-format off
   auto options = ParseServerOptions({
       "--model", "/models/minilm",
       "--tokenizer", "/models/tok.json",
@@ -98,6 +100,7 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
       "--drain-timeout-s", "1.5",
       "--log-level", "debug",
   });
+  // clang-format on
   ASSERT_TRUE(options.ok()) << options.status();
   const RuntimeOptions& runtime = options->runtime;
   EXPECT_EQ(runtime.model_dir, "/models/minilm");
@@ -111,7 +114,8 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
   EXPECT_THAT(Adapters(*options),
               ElementsAre(Pair("sst", "/runs/sst"), Pair("mrpc", "/runs/a=b")));
   EXPECT_THAT(options->prewarm_ranks, ElementsAre(4, 8));
-  EXPECT_THAT(runtime.profiles.entries(), ElementsAre(Pair("edge", 4), Pair("phone", 2)));
+  EXPECT_THAT(runtime.profiles.entries(),
+              ElementsAre(Pair("edge", 4), Pair("phone", 2)));
   EXPECT_EQ(runtime.default_policy, RankPolicy::kSmallestWithinTolerance);
   EXPECT_EQ(runtime.batcher.max_batch_rows, 16);
   EXPECT_EQ(runtime.batcher.max_queue_delay, absl::Microseconds(2500));
@@ -138,7 +142,8 @@ TEST(ServerOptionsTest, PolicyNamesAcceptUnderscoresAndBest) {
   auto underscores =
       ParseServerOptions({"--default-policy", "smallest_within_tolerance"});
   ASSERT_TRUE(underscores.ok()) << underscores.status();
-  EXPECT_EQ(underscores->runtime.default_policy, RankPolicy::kSmallestWithinTolerance);
+  EXPECT_EQ(underscores->runtime.default_policy,
+            RankPolicy::kSmallestWithinTolerance);
 }
 
 TEST(ServerOptionsTest, DefaultsArgumentIsKeptWhereNoFlagOverridesIt) {
@@ -158,7 +163,8 @@ TEST(ServerOptionsTest, DefaultsArgumentIsKeptWhereNoFlagOverridesIt) {
   EXPECT_EQ(options->runtime.default_policy, RankPolicy::kBest);
   EXPECT_EQ(options->runtime.batcher.max_queue_delay, absl::Milliseconds(7));
   EXPECT_EQ(options->runtime.engine.merge_cache_bytes, int64_t{32} << 20);
-  EXPECT_THAT(options->runtime.profiles.entries(), ElementsAre(Pair("phone", 2)));
+  EXPECT_THAT(options->runtime.profiles.entries(),
+              ElementsAre(Pair("phone", 2)));
   EXPECT_EQ(options->drain_timeout, absl::Seconds(5));
 }
 
@@ -195,8 +201,8 @@ TEST(ServerOptionsTest, TomlConfigFileSetsTheSameKeys) {
   EXPECT_EQ(options->host, "127.0.0.1");
   EXPECT_EQ(options->port, 9100);
   EXPECT_EQ(options->metrics_port, 9101);
-  EXPECT_THAT(Adapters(*options),
-              ElementsAre(Pair("sst", "/runs/sst"), Pair("mrpc", "/runs/mrpc")));
+  EXPECT_THAT(Adapters(*options), ElementsAre(Pair("sst", "/runs/sst"),
+                                              Pair("mrpc", "/runs/mrpc")));
   EXPECT_THAT(options->prewarm_ranks, ElementsAre(2, 8));
   EXPECT_THAT(options->runtime.profiles.entries(),
               ElementsAre(Pair("edge", 4), Pair("phone", 2)));
@@ -217,9 +223,9 @@ TEST(ServerOptionsTest, CommandLineFlagsWinOverTheConfigFile) {
   const std::string config = dir.path() + "/dylora-serve.toml";
   ASSERT_TRUE(WriteFileAtomically(config, kConfigToml).ok());
   // Before and after --config: the order on the command line does not matter.
-  auto options = ParseServerOptions({"--port", "9200", "--config", config,
-                                     "--adapter", "only=/runs/only",
-                                     "--max-queue-delay-ms", "0"});
+  auto options =
+      ParseServerOptions({"--port", "9200", "--config", config, "--adapter",
+                          "only=/runs/only", "--max-queue-delay-ms", "0"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->port, 9200);
   EXPECT_THAT(Adapters(*options), ElementsAre(Pair("only", "/runs/only")));
@@ -228,6 +234,13 @@ TEST(ServerOptionsTest, CommandLineFlagsWinOverTheConfigFile) {
   EXPECT_EQ(options->runtime.model_dir, "/models/minilm");
   EXPECT_EQ(options->metrics_port, 9101);
   EXPECT_EQ(options->runtime.default_policy, RankPolicy::kBest);
+}
+
+TEST(ServerOptionsTest, TheShippedDeploymentFileParses) {
+  auto options = ParseServerOptions(
+      {"--config", dylora::testing::SourceDir() + "/deploy/dylora-serve.toml"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_TRUE(options->runtime.profiles.Find("phone").has_value());
 }
 
 TEST(ServerOptionsTest, BadConfigFilesAreRefused) {
@@ -241,10 +254,18 @@ TEST(ServerOptionsTest, BadConfigFilesAreRefused) {
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
 
   const std::string bad_policy = dir.path() + "/bad-policy.toml";
-  ASSERT_TRUE(WriteFileAtomically(bad_policy, "default-policy = \"fastest\"\n").ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(bad_policy, "default-policy = \"fastest\"\n").ok());
   parsed = ParseServerOptions({"--config", bad_policy});
   EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(parsed.status().message(), HasSubstr("fastest"));
+
+  // A misspelt key must not silently fall back to the default.
+  const std::string typo = dir.path() + "/typo.toml";
+  ASSERT_TRUE(WriteFileAtomically(typo, "max-queue-dealy-ms = 50\n").ok());
+  parsed = ParseServerOptions({"--config", typo});
+  EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(parsed.status().message(), HasSubstr("max-queue-dealy-ms"));
 }
 
 TEST(ServerOptionsTest, BadValuesAreInvalidArgumentNamingTheProblem) {
@@ -263,18 +284,26 @@ TEST(ServerOptionsTest, BadValuesAreInvalidArgumentNamingTheProblem) {
       {"profile without '='", {"--profile", "phone"}, "phone"},
       {"profile rank not a number", {"--profile", "phone=two"}, "two"},
       {"profile rank zero", {"--profile", "phone=0"}, "at least 1"},
-      {"profile twice", {"--profile", "phone=2", "--profile", "phone=3"}, "twice"},
+      {"profile twice",
+       {"--profile", "phone=2", "--profile", "phone=3"},
+       "twice"},
       {"unknown policy", {"--default-policy", "fastest"}, "fastest"},
       {"tls cert without key", {"--tls-cert", "/tls/cert.pem"}, "--tls-key"},
       {"tls key without cert", {"--tls-key", "/tls/key.pem"}, "--tls-cert"},
-      {"negative delay", {"--max-queue-delay-ms", "-1"}, "--max-queue-delay-ms"},
+      {"negative delay",
+       {"--max-queue-delay-ms", "-1"},
+       "--max-queue-delay-ms"},
       {"negative drain", {"--drain-timeout-s", "-0.5"}, "--drain-timeout-s"},
+      {"nan delay", {"--max-queue-delay-ms", "nan"}, "--max-queue-delay-ms"},
+      {"infinite drain", {"--drain-timeout-s", "inf"}, "--drain-timeout-s"},
       {"zero batch", {"--max-batch-size", "0"}, "--max-batch-size"},
       {"zero workers", {"--workers", "0"}, "--workers"},
       {"negative merge cache", {"--merge-cache-mb", "-1"}, "--merge-cache-mb"},
       {"port too high", {"--port", "70000"}, "ports"},
       {"metrics port too low", {"--metrics-port", "-2"}, "ports"},
-      {"missing token file", {"--admin-token-file", dir.path() + "/none"}, "none"},
+      {"missing token file",
+       {"--admin-token-file", dir.path() + "/none"},
+       "none"},
       {"empty token file", {"--admin-token-file", empty_token}, "is empty"},
       {"unknown flag", {"--no-such-flag", "1"}, "--no-such-flag"},
       {"not a number", {"--port", "eighty"}, "eighty"},
@@ -289,7 +318,8 @@ TEST(ServerOptionsTest, BadValuesAreInvalidArgumentNamingTheProblem) {
     const absl::StatusCode expected = c.name == "missing token file"
                                           ? absl::StatusCode::kNotFound
                                           : absl::StatusCode::kInvalidArgument;
-    EXPECT_EQ(options.status().code(), expected) << c.name << ": " << options.status();
+    EXPECT_EQ(options.status().code(), expected)
+        << c.name << ": " << options.status();
     EXPECT_THAT(options.status().message(), HasSubstr(c.message))
         << c.name << ": " << options.status();
   }
