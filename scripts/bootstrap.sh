@@ -28,6 +28,7 @@ APT_PACKAGES=(
   libprotobuf-dev libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   libbenchmark-dev nlohmann-json3-dev libutf8proc-dev libspdlog-dev
   libcli11-dev
+  python3-yaml prometheus  # deploy checks: tests/deploy (YAML parsing, promtool)
 )
 
 install_apt_packages() {
@@ -46,6 +47,17 @@ install_apt_packages() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
     "${missing[@]}" >/dev/null
+  # Only promtool is wanted from the prometheus package: its postinst starts a
+  # server on port 9090 where an init system runs (not under Docker's
+  # policy-rc.d), so stop and disable the one this install just started.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+      $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/prometheus ]]; then
+      $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+      $sudo update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+  fi
 }
 
 # Downloads one wheel into the pip cache folder of .deps (pip's own HTTP cache
