@@ -30,7 +30,7 @@
 #include "absl/time/clock.h"
 #include "core/adapter/adapter_io.h"
 #include "inference/grpc_service.grpc.pb.h"
-#include "server/api/kserve_tensors.h"
+#include "proto/kserve/kserve_tensors.h"
 #include "server/app/grpc_server.h"
 #include "trainer/data/glue.h"
 
@@ -98,7 +98,7 @@ Result RunLoad(const std::string& target, const Variant& variant,
         input->set_datatype("BYTES");
         input->add_shape(1);
         request.add_raw_input_contents(
-            serving::EncodeRawBytesTensor({sentences[i % sentences.size()]}));
+            kserve::EncodeRawBytesTensor({sentences[i % sentences.size()]}));
         if (!variant.backbone) {
           const int64_t rank = std::uniform_int_distribution<int64_t>(
               variant.rank_low, variant.rank_high)(random);

@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/model/encoder.h"
+#include "proto/kserve/kserve_tensors.h"
 #include "server/api/call_tracker.h"
-#include "server/api/kserve_tensors.h"
 #include "server/api/row_softmax.h"
 #include "server/runtime/serving_runtime.h"
 
@@ -28,6 +28,8 @@ constexpr char kLogitsOutput[] = "logits";
 constexpr char kProbabilitiesOutput[] = "probabilities";
 constexpr char kEmbeddingOutput[] = "embedding";
 
+using ::dylora::kserve::DecodeRawBytesTensor;
+using ::dylora::kserve::EncodeRawFp32;
 using InferInput = inference::ModelInferRequest::InferInputTensor;
 using Parameters = google::protobuf::Map<std::string, inference::InferParameter>;
 

@@ -14,12 +14,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "inference/grpc_service.grpc.pb.h"
-#include "server/api/kserve_tensors.h"
+#include "proto/kserve/kserve_tensors.h"
 #include "tests/server/test_server.h"
 
 namespace dylora::serving {
 namespace {
 
+using ::dylora::kserve::DecodeRawFp32;
+using ::dylora::kserve::EncodeRawBytesTensor;
 using ::dylora::testing::TestServer;
 using ::dylora::testing::TestServerOptions;
 using ::testing::ElementsAre;

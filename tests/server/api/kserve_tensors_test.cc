@@ -1,6 +1,6 @@
 // KServe v2 tensor codec: raw BYTES elements (4-byte little-endian length
 // prefixes) from untrusted clients, and FP32 outputs as raw bytes.
-#include "server/api/kserve_tensors.h"
+#include "proto/kserve/kserve_tensors.h"
 
 #include <cmath>
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace dylora::serving {
+namespace dylora::kserve {
 namespace {
 
 using ::testing::ElementsAre;
@@ -121,4 +121,4 @@ TEST(KServeTensorsTest, Fp32IsLittleEndianIeeeAndRoundTripsExactly) {
 }
 
 }  // namespace
-}  // namespace dylora::serving
+}  // namespace dylora::kserve

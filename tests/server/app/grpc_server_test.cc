@@ -16,13 +16,14 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "inference/grpc_service.grpc.pb.h"
-#include "server/api/kserve_tensors.h"
+#include "proto/kserve/kserve_tensors.h"
 #include "tests/server/http_get.h"
 #include "tests/server/test_server.h"
 
 namespace dylora::serving {
 namespace {
 
+using ::dylora::kserve::EncodeRawBytesTensor;
 using ::dylora::testing::TestServer;
 using ::dylora::testing::TestServerOptions;
 using ::testing::HasSubstr;

@@ -2,6 +2,8 @@
 // raw_input_contents (each element a 4-byte little-endian length followed by
 // the bytes) or from contents.bytes_contents, FP32 outputs as raw
 // little-endian bytes. Untrusted input: every length is checked.
+//
+// Torch-free and server-free: dylora-serve and dylora-client share it.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace dylora::serving {
+namespace dylora::kserve {
 
 // Splits a raw BYTES tensor into its `expected` elements. INVALID_ARGUMENT
 // when a length prefix runs past the end, the element count differs, or
@@ -26,4 +28,4 @@ std::string EncodeRawBytesTensor(const std::vector<std::string>& elements);
 std::string EncodeRawFp32(const float* values, size_t count);
 std::vector<float> DecodeRawFp32(absl::string_view raw);
 
-}  // namespace dylora::serving
+}  // namespace dylora::kserve

@@ -1,11 +1,11 @@
-#include "server/api/kserve_tensors.h"
+#include "proto/kserve/kserve_tensors.h"
 
 #include <cstring>
 
 #include "absl/base/internal/endian.h"
 #include "absl/strings/str_cat.h"
 
-namespace dylora::serving {
+namespace dylora::kserve {
 
 absl::StatusOr<std::vector<std::string>> DecodeRawBytesTensor(
     absl::string_view raw, int64_t expected, absl::string_view tensor_name) {
@@ -24,9 +24,9 @@ absl::StatusOr<std::vector<std::string>> DecodeRawBytesTensor(
           length, " bytes but only ", raw.size() - offset, " remain"));
     }
     if (static_cast<int64_t>(elements.size()) == expected) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "input ", tensor_name, ": more than the ", expected,
-          " elements its shape declares"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("input ", tensor_name, ": more than the ", expected,
+                       " elements its shape declares"));
     }
     elements.emplace_back(raw.substr(offset, length));
     offset += length;
@@ -69,4 +69,4 @@ std::vector<float> DecodeRawFp32(absl::string_view raw) {
   return values;
 }
 
-}  // namespace dylora::serving
+}  // namespace dylora::kserve
