@@ -17,17 +17,17 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 
-#include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <random>
 #include <string>
-#include <thread>
+#include <thread>  // hardware_concurrency
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "client/exit_codes.h"
+#include "client/load_generator.h"
 #include "core/adapter/adapter_io.h"
 #include "inference/grpc_service.grpc.pb.h"
 #include "proto/kserve/kserve_tensors.h"
@@ -72,60 +72,52 @@ absl::StatusOr<std::string> WriteRandomAdapter(const Encoder& encoder,
   return path;
 }
 
+// Closed-loop load through the shared client LoadGenerator: one channel
+// (its own HTTP/2 connection) per worker, as separate clients would have.
 Result RunLoad(const std::string& target, const Variant& variant,
                const std::vector<std::string>& sentences, int concurrency,
                absl::Duration duration) {
-  std::vector<std::vector<double>> latencies(concurrency);
-  std::atomic<int64_t> errors{0};
-  std::vector<std::thread> clients;
-  const absl::Time start = absl::Now();
-  const absl::Time end = start + duration;
+  std::vector<std::unique_ptr<inference::GRPCInferenceService::Stub>> stubs;
+  std::vector<std::mt19937> randoms;
   for (int c = 0; c < concurrency; ++c) {
-    clients.emplace_back([&, c] {
-      // One channel per client: separate HTTP/2 connections, as separate
-      // client processes would have.
-      grpc::ChannelArguments channel_args;
-      channel_args.SetInt("dylora_client_id", c);
-      auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                               channel_args);
-      auto stub = inference::GRPCInferenceService::NewStub(channel);
-      std::mt19937 random(c);
-      for (size_t i = c; absl::Now() < end; i += concurrency) {
-        inference::ModelInferRequest request;
-        request.set_model_name(variant.backbone ? "minilm" : "sst2");
-        auto* input = request.add_inputs();
-        input->set_name("TEXT");
-        input->set_datatype("BYTES");
-        input->add_shape(1);
-        request.add_raw_input_contents(
-            kserve::EncodeRawBytesTensor({sentences[i % sentences.size()]}));
-        if (!variant.backbone) {
-          const int64_t rank = std::uniform_int_distribution<int64_t>(
-              variant.rank_low, variant.rank_high)(random);
-          (*request.mutable_parameters())["rank"].set_int64_param(rank);
-        }
-        inference::ModelInferResponse response;
-        grpc::ClientContext context;
-        const absl::Time sent = absl::Now();
-        if (!stub->ModelInfer(&context, request, &response).ok()) {
-          ++errors;
-          continue;
-        }
-        latencies[c].push_back(absl::ToDoubleMilliseconds(absl::Now() - sent));
-      }
-    });
+    grpc::ChannelArguments channel_args;
+    channel_args.SetInt("dylora_client_id", c);
+    stubs.push_back(inference::GRPCInferenceService::NewStub(grpc::CreateCustomChannel(
+        target, grpc::InsecureChannelCredentials(), channel_args)));
+    randoms.emplace_back(c);
   }
-  for (auto& client : clients) client.join();
-  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  std::vector<double> all;
-  for (const auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  std::sort(all.begin(), all.end());
+  client::LoadOptions options;
+  options.concurrency = concurrency;
+  options.duration = duration;
+  auto report = client::LoadGenerator::Run(options, [&](int worker, int64_t sequence) {
+    inference::ModelInferRequest request;
+    request.set_model_name(variant.backbone ? "minilm" : "sst2");
+    auto* input = request.add_inputs();
+    input->set_name("TEXT");
+    input->set_datatype("BYTES");
+    input->add_shape(1);
+    request.add_raw_input_contents(
+        kserve::EncodeRawBytesTensor({sentences[sequence % sentences.size()]}));
+    if (!variant.backbone) {
+      const int64_t rank = std::uniform_int_distribution<int64_t>(
+          variant.rank_low, variant.rank_high)(randoms[worker]);
+      (*request.mutable_parameters())["rank"].set_int64_param(rank);
+    }
+    inference::ModelInferResponse response;
+    grpc::ClientContext context;
+    return client::RpcStatus(stubs[worker]->ModelInfer(&context, request, &response),
+                             target, "ModelInfer", absl::InfiniteDuration());
+  });
   Result result;
-  result.errors = errors.load();
-  if (all.empty()) return result;
-  result.throughput = all.size() / seconds;
-  result.p50_ms = all[all.size() / 2];
-  result.p99_ms = all[std::min(all.size() - 1, all.size() * 99 / 100)];
+  if (!report.ok()) {
+    result.errors = -1;
+    return result;
+  }
+  const client::LatencySummary latency = report->latency();
+  result.errors = report->failed();
+  result.throughput = report->requests_per_second();
+  result.p50_ms = latency.p50 * 1e3;
+  result.p99_ms = latency.p99 * 1e3;
   return result;
 }
 

@@ -109,7 +109,7 @@ absl::StatusOr<ClassifyResult> Classifier::ClassifyV1(
 
   v1::ClassifyResponse response;
   grpc::ClientContext context;
-  connection_.Prepare(context);
+  connection_.PrepareInference(context, adapter);
   const absl::Time start = absl::Now();
   const grpc::Status status =
       connection_.dylora().Classify(&context, request, &response);
@@ -179,7 +179,7 @@ absl::StatusOr<ClassifyResult> Classifier::ClassifyKServe(
 
   inference::ModelInferResponse response;
   grpc::ClientContext context;
-  connection_.Prepare(context);
+  connection_.PrepareInference(context, adapter);
   const absl::Time start = absl::Now();
   const grpc::Status status =
       connection_.kserve().ModelInfer(&context, request, &response);

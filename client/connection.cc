@@ -69,6 +69,12 @@ void Connection::Prepare(grpc::ClientContext& context, bool admin) const {
   }
 }
 
+void Connection::PrepareInference(grpc::ClientContext& context,
+                                  absl::string_view adapter) const {
+  Prepare(context);
+  context.AddMetadata("x-dylora-adapter", std::string(adapter));
+}
+
 absl::Status Connection::Check(const grpc::Status& status,
                                absl::string_view rpc) const {
   return RpcStatus(status, options_.server, rpc, timeout_);

@@ -41,6 +41,11 @@ class Connection {
   // Sets the deadline (now + timeout) on `context`, and the bearer token
   // when `admin` and a token file was given.
   void Prepare(grpc::ClientContext& context, bool admin = false) const;
+  // Prepare, plus the metadata "x-dylora-adapter: <adapter>" so that a proxy
+  // can route one adapter's requests to the same replicas (warm merge
+  // caches; see deploy/README.md) without parsing the protobuf body.
+  void PrepareInference(grpc::ClientContext& context,
+                        absl::string_view adapter) const;
 
   // The RPC's outcome as an absl::Status with a one-line message naming
   // this server (see RpcStatus in client/exit_codes.h).
