@@ -225,6 +225,18 @@ TEST_F(DyloraServiceTest, BadRequestsGetTheRightCodeAndAMessage) {
   }
 }
 
+TEST_F(DyloraServiceTest, AMessageBeyondTheReceiveLimitIsResourceExhausted) {
+  // The server's limit follows --max-texts x --max-text-bytes (3 MiB here),
+  // below gRPC's default 4 MiB: 3.5 MiB must be refused by the transport
+  // (were it let through, the text-size check would say INVALID_ARGUMENT).
+  v1::ClassifyRequest request = Request("sst", {std::string(7 << 19, 'a')});
+  v1::ClassifyResponse response;
+  grpc::Status status = Classify(request, &response);
+  EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED) << status.error_message();
+  // The server is unharmed.
+  ASSERT_TRUE(Classify(Request("sst", {"still fine"}), &response).ok());
+}
+
 TEST_F(DyloraServiceTest, ListGetLoadAndUnloadAdapters) {
   // Load a second adapter through the admin RPC, with a pre-warmed rank.
   const std::string path = dylora::testing::WriteRandomAdapter(
