@@ -29,6 +29,7 @@ APT_PACKAGES=(
   libbenchmark-dev nlohmann-json3-dev libutf8proc-dev libspdlog-dev
   libcli11-dev
   python3-yaml prometheus  # deploy checks: tests/deploy (YAML parsing, promtool)
+  clang-14                 # tests/lint: -Wthread-safety (GCC ignores the annotations)
 )
 
 install_apt_packages() {
