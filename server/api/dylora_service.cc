@@ -153,7 +153,7 @@ grpc::ServerUnaryReactor* DyloraService::Classify(
   call.is_cancelled = [context] { return context->IsCancelled(); };
   const absl::Time start = tracker->start();
   absl::Status submitted = runtime_.Submit(
-      std::move(call), [finish, response, start,
+      std::move(call), [finish, reactor, tracker, response, start,
                         name = request->adapter()](absl::StatusOr<InferenceReply> reply) {
         if (!reply.ok()) {
           finish(reply.status(), name, 0);
@@ -172,7 +172,9 @@ grpc::ServerUnaryReactor* DyloraService::Classify(
         timings->set_compute_seconds(absl::ToDoubleSeconds(reply->result.compute_time));
         timings->set_batch_size(reply->result.batch_rows);
         timings->set_total_seconds(absl::ToDoubleSeconds(absl::Now() - start));
-        finish(absl::OkStatus(), name, reply->rank.rank);
+        // The request ran on a served adapter: its name is a safe label
+        // without another registry lookup.
+        reactor->Finish(tracker->Complete(absl::OkStatus(), served.name, reply->rank.rank));
       });
   if (!submitted.ok()) finish(submitted, request->adapter(), 0);
   return reactor;
