@@ -28,15 +28,15 @@ void PrintProgress(const dylora::StepReport& r, double elapsed) {
   const double fraction =
       r.total_steps > 0 ? static_cast<double>(r.step) / r.total_steps : 1.0;
   const int filled = static_cast<int>(fraction * kWidth);
-  const double eta = r.step > 0 ? elapsed / r.step * (r.total_steps - r.step) : 0;
-  std::fprintf(stderr,
-               "\r[%s%s] %lld/%lld loss %.4f lr %.2e rank %s | %s, ETA %s   ",
-               std::string(filled, '#').c_str(),
-               std::string(kWidth - filled, '.').c_str(),
-               static_cast<long long>(r.step),
-               static_cast<long long>(r.total_steps), r.loss, r.learning_rate,
-               r.rank > 0 ? std::to_string(r.rank).c_str() : "all",
-               FormatDuration(elapsed).c_str(), FormatDuration(eta).c_str());
+  const double eta =
+      r.step > 0 ? elapsed / r.step * (r.total_steps - r.step) : 0;
+  std::fprintf(
+      stderr, "\r[%s%s] %lld/%lld loss %.4f lr %.2e rank %s | %s, ETA %s   ",
+      std::string(filled, '#').c_str(),
+      std::string(kWidth - filled, '.').c_str(), static_cast<long long>(r.step),
+      static_cast<long long>(r.total_steps), r.loss, r.learning_rate,
+      r.rank > 0 ? std::to_string(r.rank).c_str() : "all",
+      FormatDuration(elapsed).c_str(), FormatDuration(eta).c_str());
   if (r.step == r.total_steps) std::fprintf(stderr, "\n");
 }
 
@@ -44,29 +44,36 @@ void PrintProgress(const dylora::StepReport& r, double elapsed) {
 
 int main(int argc, char** argv) {
   using namespace dylora;
-  CLI::App app{"dylora-train: train a DyLoRA adapter on a GLUE task and "
-               "evaluate every rank"};
+  CLI::App app{
+      "dylora-train: train a DyLoRA adapter on a GLUE task and "
+      "evaluate every rank"};
   PipelineOptions options;
   options.model_dir = DYLORA_DEFAULT_MODEL_DIR;
   std::string data_dir = DYLORA_DEFAULT_DATA_DIR;
   std::string method = "dylora", distribution = "uniform", update = "frozen";
   std::string targets = "query,value";
   int threads = 0;
+  // Negative: the rate the backbone's config.json declares.
+  double hidden_dropout = -1, attention_dropout = -1, classifier_dropout = -1;
   TrainerOptions& t = options.trainer;
   AdapterConfig& a = t.adapter;
 
   app.add_option("--model", options.model_dir,
                  "backbone directory (config.json, model.safetensors, "
-                 "tokenizer.json)")->capture_default_str();
+                 "tokenizer.json)")
+      ->capture_default_str();
   app.add_option("--task", options.task,
                  "GLUE task: sst2, cola, mrpc, rte, qnli, stsb, mnli, qqp")
       ->capture_default_str();
   app.add_option("--data-dir", data_dir,
                  "GLUE root holding <TASK>/train.tsv and dev.tsv")
       ->capture_default_str();
-  app.add_option("--train-file", options.train_file, "train.tsv (overrides --data-dir)");
-  app.add_option("--dev-file", options.dev_file, "dev.tsv (overrides --data-dir)");
-  app.add_option("--output,-o", options.output_dir, "output directory")->required();
+  app.add_option("--train-file", options.train_file,
+                 "train.tsv (overrides --data-dir)");
+  app.add_option("--dev-file", options.dev_file,
+                 "dev.tsv (overrides --data-dir)");
+  app.add_option("--output,-o", options.output_dir, "output directory")
+      ->required();
   app.add_flag("--overwrite", options.overwrite, "replace an existing adapter");
   app.add_flag("--resume", options.resume,
                "continue from the newest checkpoint in the output directory");
@@ -80,18 +87,43 @@ int main(int argc, char** argv) {
   app.add_option("--alpha", a.alpha, "scale numerator: updates use alpha/b")
       ->capture_default_str();
   app.add_option("--rank-distribution", distribution,
-                 "p_B: uniform or geometric:<p>")->capture_default_str();
+                 "p_B: uniform or geometric:<p>")
+      ->capture_default_str();
   app.add_option("--update-mode", update, "frozen (row/column b only) or full")
       ->capture_default_str();
   app.add_option("--targets", targets,
                  "adapted modules: query,key,value,attention.output,"
-                 "intermediate,output")->capture_default_str();
-  app.add_option("--lr", t.learning_rate, "peak learning rate")->capture_default_str();
+                 "intermediate,output")
+      ->capture_default_str();
+  app.add_option("--lr", t.learning_rate, "peak learning rate")
+      ->capture_default_str();
+  app.add_option("--head-lr", t.head_learning_rate,
+                 "peak learning rate of the task head (0: --lr)")
+      ->capture_default_str();
+  app.add_option("--head", options.head,
+                 "task head: auto (the pooling the checkpoint declares, else "
+                 "the family's HF head), mean, cls, max, mean_sqrt_len, "
+                 "pooler or roberta")
+      ->capture_default_str();
+  app.add_option("--hidden-dropout", hidden_dropout,
+                 "training dropout on hidden states (-1: config.json's "
+                 "hidden_dropout_prob)")
+      ->capture_default_str();
+  app.add_option("--attention-dropout", attention_dropout,
+                 "training dropout on attention probabilities (-1: "
+                 "config.json's attention_probs_dropout_prob)")
+      ->capture_default_str();
+  app.add_option("--classifier-dropout", classifier_dropout,
+                 "training dropout before the head (-1: config.json's "
+                 "classifier_dropout, else the hidden rate)")
+      ->capture_default_str();
   app.add_option("--weight-decay", t.weight_decay, "AdamW weight decay")
       ->capture_default_str();
-  app.add_option("--warmup-ratio", t.warmup_ratio, "linear warm-up share of steps")
+  app.add_option("--warmup-ratio", t.warmup_ratio,
+                 "linear warm-up share of steps")
       ->capture_default_str();
-  app.add_option("--max-grad-norm", t.max_grad_norm, "gradient clipping (0: off)")
+  app.add_option("--max-grad-norm", t.max_grad_norm,
+                 "gradient clipping (0: off)")
       ->capture_default_str();
   app.add_option("--batch-size", t.batch_size, "examples per micro-batch")
       ->capture_default_str();
@@ -100,7 +132,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--epochs", t.epochs, "epochs (ignored with --max-steps)")
       ->capture_default_str();
-  app.add_option("--max-steps", t.max_steps, "optimizer steps (overrides --epochs)");
+  app.add_option("--max-steps", t.max_steps,
+                 "optimizer steps (overrides --epochs)");
   app.add_option("--seed", t.seed, "seed for init, data order and ranks")
       ->capture_default_str();
   app.add_option("--max-seq-len", options.max_seq_len, "tokens per example")
@@ -109,7 +142,8 @@ int main(int argc, char** argv) {
                  "use only the first N training rows");
   app.add_option("--max-dev-examples", options.max_dev_examples,
                  "use only the first N dev rows");
-  app.add_option("--eval-batch-size", options.eval_batch_size)->capture_default_str();
+  app.add_option("--eval-batch-size", options.eval_batch_size)
+      ->capture_default_str();
   app.add_option("--eval-every", options.eval_every,
                  "dev evaluation at r_min and r_max every N steps (0: off)");
   app.add_option("--checkpoint-every", options.checkpoint_every,
@@ -136,22 +170,26 @@ int main(int argc, char** argv) {
   if (!parsed_update.ok()) return fail(parsed_update.status());
   a.update_mode = *parsed_update;
   a.target_kinds.clear();
-  for (absl::string_view name : absl::StrSplit(targets, ',', absl::SkipEmpty())) {
+  for (absl::string_view name :
+       absl::StrSplit(targets, ',', absl::SkipEmpty())) {
     auto kind = ParseLinearKind(name);
     if (!kind.ok()) return fail(kind.status());
     a.target_kinds.push_back(*kind);
   }
   a.base_model_name_or_path = options.model_dir;
+  if (hidden_dropout >= 0) t.hidden_dropout = hidden_dropout;
+  if (attention_dropout >= 0) t.attention_dropout = attention_dropout;
+  if (classifier_dropout >= 0) t.classifier_dropout = classifier_dropout;
   auto spec = GlueTaskByName(options.task);
   if (!spec.ok()) return fail(spec.status());
   static const std::map<std::string, std::string> kFolders = {
-      {"sst2", "SST-2"}, {"cola", "CoLA"}, {"mrpc", "MRPC"}, {"rte", "RTE"},
+      {"sst2", "SST-2"}, {"cola", "CoLA"},  {"mrpc", "MRPC"}, {"rte", "RTE"},
       {"qnli", "QNLI"},  {"stsb", "STS-B"}, {"mnli", "MNLI"}, {"qqp", "QQP"}};
   const std::string folder = data_dir + "/" + kFolders.at(spec->name);
   if (options.train_file.empty()) options.train_file = folder + "/train.tsv";
   if (options.dev_file.empty()) {
-    options.dev_file = folder + (spec->name == "mnli" ? "/dev_matched.tsv"
-                                                      : "/dev.tsv");
+    options.dev_file =
+        folder + (spec->name == "mnli" ? "/dev_matched.tsv" : "/dev.tsv");
   }
   if (threads > 0) at::set_num_threads(threads);
   spdlog::info("intra-op threads: {}", at::get_num_threads());

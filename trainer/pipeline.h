@@ -7,6 +7,9 @@
 //   adapter_config.json, adapter_model.safetensors   the adapter (PEFT layout,
 //                                                    rank table in "dylora")
 //   rank_table.csv / rank_table.json / rank_table.svg
+//   result.json                                      the run's settings, times
+//                                                    and every metric per rank
+//                                                    (format "dylora-run/1")
 //   checkpoints/step-<N>/                            the newest checkpoint
 #pragma once
 
@@ -37,6 +40,10 @@ struct PipelineOptions {
   int64_t eval_every = 0;        // steps; 0: only at the end
   int64_t checkpoint_every = 0;  // steps; 0: no checkpoints
   double tolerance = 0.01;       // for the recommended smallest rank
+  // The task head: "auto" reads the pooling the checkpoint declares
+  // (sentence-transformers modules.json) and falls back to the family's
+  // Hugging Face head; or a HeadKindName ("mean", "pooler", ...).
+  std::string head = "auto";
   // Another adapter directory (e.g. a LoRA run) whose rank table is drawn
   // beside this one in the plot.
   std::string compare_adapter_dir;

@@ -149,6 +149,13 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> DyLoraAdapter::CreateFresh(
 }
 
 absl::Status DyLoraAdapter::ValidateAgainst(const Encoder& encoder) const {
+  if (config_.family != encoder.config().family) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "adapter was made for a ",
+        config_.family == EncoderFamily::kRoberta ? "RoBERTa" : "BERT",
+        "-family backbone but the loaded backbone is ",
+        encoder.config().model_type));
+  }
   const std::string& mine = config_.base_model_fingerprint;
   const std::string& theirs = encoder.fingerprint();
   if (!mine.empty() && !theirs.empty() && mine != theirs) {
@@ -221,14 +228,15 @@ absl::Status DyLoraAdapter::ValidateRank(int64_t rank) const {
 
 absl::StatusOr<ClassificationHead> DyLoraAdapter::BuildHead(
     const Encoder& encoder) const {
-  const HeadKind kind = DefaultHeadKind(encoder.config().family);
-  const char* out_name = kind == HeadKind::kBertPooled
-                             ? "classifier.weight"
-                             : "classifier.out_proj.weight";
+  const HeadKind kind = config_.head_kind();
+  const char* out_name = kind == HeadKind::kRobertaClassification
+                             ? "classifier.out_proj.weight"
+                             : "classifier.weight";
   const at::Tensor* out = FindHeadTensor(out_name);
   if (out == nullptr || out->dim() != 2) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "adapter head has no 2-D ", out_name, " for this backbone family"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("adapter head has no 2-D ", out_name,
+                     " for its head kind \"", HeadKindName(kind), "\""));
   }
   std::map<std::string, at::Tensor> tensors(head_.begin(), head_.end());
   EncoderLoadOptions options;

@@ -53,6 +53,12 @@ struct AdapterConfig {
   std::string base_model_name_or_path;
   std::string base_model_fingerprint;  // empty: not checked on load
   std::string task_type = "SEQ_CLS";
+  // The task head's kind (what it reads: the BERT pooler, a pooled sentence
+  // embedding, ...). Absent in PEFT adapters and in adapters written before
+  // it was recorded: the family's Hugging Face head (DefaultHeadKind).
+  std::optional<HeadKind> head;
+
+  HeadKind head_kind() const { return head.value_or(DefaultHeadKind(family)); }
 };
 
 // Held-out metric per rank, and the ranks a server may pick from it.
@@ -101,9 +107,10 @@ class DyLoraAdapter {
   DyLoraAdapter(const DyLoraAdapter&) = delete;
   DyLoraAdapter& operator=(const DyLoraAdapter&) = delete;
 
-  // Checks this adapter fits `encoder`: fingerprints equal when both are
-  // known (FAILED_PRECONDITION naming both), every adapted layer exists with
-  // matching [out, in], head matrices take the encoder's hidden size.
+  // Checks this adapter fits `encoder`: the same family (INVALID_ARGUMENT),
+  // fingerprints equal when both are known (FAILED_PRECONDITION naming both),
+  // every adapted layer exists with matching [out, in], head matrices take
+  // the encoder's hidden size.
   absl::Status ValidateAgainst(const Encoder& encoder) const;
 
   // A copy with every tensor on `device` in `dtype` (for GPU serving).
@@ -125,8 +132,8 @@ class DyLoraAdapter {
 
   absl::Status ValidateRank(int64_t rank) const;
 
-  // The classification head built from head() for `encoder` (kind from the
-  // encoder's family, num_labels from the output matrix), on the encoder's
+  // The classification head built from head() for `encoder` (kind from
+  // config().head_kind(), num_labels from the output matrix), on the encoder's
   // device and dtype. INVALID_ARGUMENT when the head is absent or misshaped.
   // The head holds copies (ClassificationHead::FromTensors copies): for
   // training keep the ClassificationHead whose named_tensors() were given to

@@ -120,6 +120,7 @@ std::string AdapterConfigToJson(const AdapterConfig& c,
     d["target_modules"] = targets;
     d["rank_distribution"] = c.rank_distribution.ToString();
     d["update_mode"] = std::string(UpdateModeName(c.update_mode));
+    if (c.head) d["head"] = std::string(HeadKindName(*c.head));
     d["base_model_fingerprint"] = c.base_model_fingerprint;
     json table = json::array();
     for (const auto& [r, v] : metrics.values) {
@@ -360,6 +361,15 @@ absl::StatusOr<ParsedAdapterConfig> ParseAdapterConfigJson(
       if (!parsed.ok())
         return rd.Error("dylora.update_mode", parsed.status().message());
       c.update_mode = *parsed;
+    }
+    DYLORA_ASSIGN_OR_RETURN(const json* head,
+                            rd.Get(*d, "head", "dylora.head", false));
+    if (head != nullptr) {
+      DYLORA_ASSIGN_OR_RETURN(std::string s, rd.String(*head, "dylora.head"));
+      auto parsed = ParseHeadKind(s);
+      if (!parsed.ok())
+        return rd.Error("dylora.head", parsed.status().message());
+      c.head = *parsed;
     }
     DYLORA_ASSIGN_OR_RETURN(const json* fp,
                             rd.Get(*d, "base_model_fingerprint",

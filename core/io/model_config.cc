@@ -77,6 +77,22 @@ class ConfigReader {
     return n;
   }
 
+  // A probability in [0, 1); `fallback` when absent.
+  absl::StatusOr<std::optional<double>> Probability(
+      absl::string_view field, std::optional<double> fallback) const {
+    const Json* value = Get(field);
+    if (value == nullptr) return fallback;
+    if (!value->is_number()) {
+      return Error(field,
+                   absl::StrCat("must be a number, got ", value->type_name()));
+    }
+    const double p = value->get<double>();
+    if (!(p >= 0 && p < 1)) {
+      return Error(field, absl::StrCat("is ", p, ", must be in [0, 1)"));
+    }
+    return std::optional<double>(p);
+  }
+
   absl::StatusOr<std::optional<std::string>> String(
       absl::string_view field) const {
     const Json* value = Get(field);
@@ -255,6 +271,17 @@ absl::StatusOr<EncoderConfig> ParseEncoderConfig(absl::string_view json_text,
                      ") leaves no positions after the RoBERTa offset ",
                      config.position_offset, " (pad_token_id + 1)"));
   }
+
+  DYLORA_ASSIGN_OR_RETURN(std::optional<double> hidden_dropout,
+                          reader.Probability("hidden_dropout_prob", 0.1));
+  config.hidden_dropout_prob = *hidden_dropout;
+  DYLORA_ASSIGN_OR_RETURN(
+      std::optional<double> attention_dropout,
+      reader.Probability("attention_probs_dropout_prob", 0.1));
+  config.attention_probs_dropout_prob = *attention_dropout;
+  DYLORA_ASSIGN_OR_RETURN(
+      config.classifier_dropout,
+      reader.Probability("classifier_dropout", std::nullopt));
 
   // Labels: id2label wins (as in transformers), else num_labels, else 2.
   std::optional<int64_t> num_labels;

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,13 @@ struct EncoderConfig {
   // has no id2label.
   int64_t num_labels = 2;
   std::vector<std::string> id2label;
+  // Training-time dropout the checkpoint was trained with (BertConfig
+  // defaults 0.1); never applied at evaluation or serving.
+  double hidden_dropout_prob = 0.1;
+  double attention_probs_dropout_prob = 0.1;
+  // Before the classification head; absent (null) means hidden_dropout_prob,
+  // as transformers' classifier_dropout.
+  std::optional<double> classifier_dropout;
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
 };

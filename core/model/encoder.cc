@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <cmath>
 #include <limits>
 #include <optional>
 
@@ -244,8 +245,8 @@ absl::Status Encoder::ValidateInputs(const EncoderInputs& in) const {
   return absl::OkStatus();
 }
 
-EncoderOutputs Encoder::Run(const EncoderInputs& in,
-                            const LinearHook* hook) const {
+EncoderOutputs Encoder::Run(const EncoderInputs& in, const LinearHook* hook,
+                            Dropout* dropout) const {
   const EncoderConfig& c = config_;
   const EncoderWeights& w = weights_;
   const at::Tensor ids = in.input_ids.to(options_.device, at::kLong);
@@ -273,11 +274,20 @@ EncoderOutputs Encoder::Run(const EncoderInputs& in,
                      .add(at::embedding(w.token_type_embeddings, types))
                      .add(at::embedding(w.position_embeddings, positions));
   x = LayerNorm(x, w.embeddings_norm, c.layer_norm_eps);
+  // Training-time dropout where BERT has it; identity without `dropout`.
+  auto drop = [&](const at::Tensor& t, double p) {
+    return dropout == nullptr ? t : ApplyDropout(t, p, dropout->generator);
+  };
+  const double hidden_p = dropout == nullptr ? 0 : dropout->hidden;
+  const double attention_p = dropout == nullptr ? 0 : dropout->attention;
+  x = drop(x, hidden_p);
 
   // Additive key mask [B, 1, 1, S]; none when nothing is padded (as HF).
   std::optional<at::Tensor> mask;
+  at::Tensor mask01;
   if (in.attention_mask.defined()) {
     const at::Tensor m = in.attention_mask.to(options_.device, options_.dtype);
+    mask01 = m;
     if (!m.eq(1).all().item<bool>()) {
       mask = at::rsub(m, 1)
                  .mul(LowestFinite(options_.dtype))
@@ -294,22 +304,34 @@ EncoderOutputs Encoder::Run(const EncoderInputs& in,
         SplitHeads(Linear(hook, i, LinearKind::kKey, l.key, x), heads);
     const at::Tensor v =
         SplitHeads(Linear(hook, i, LinearKind::kValue, l.value, x), heads);
-    const at::Tensor context = at::scaled_dot_product_attention(q, k, v, mask)
-                                   .transpose(1, 2)
-                                   .reshape({batch, seq, c.hidden_size});
+    at::Tensor context;
+    if (attention_p > 0) {
+      // SDPA's own dropout draws from the global generator; spelled out so
+      // the masks come from ours.
+      at::Tensor scores =
+          at::matmul(q, k.transpose(-1, -2))
+              .mul(1.0 / std::sqrt(static_cast<double>(c.head_dim())));
+      if (mask) scores = scores.add(*mask);
+      context = at::matmul(drop(at::softmax(scores, -1), attention_p), v);
+    } else {
+      context = at::scaled_dot_product_attention(q, k, v, mask);
+    }
+    context = context.transpose(1, 2).reshape({batch, seq, c.hidden_size});
     const at::Tensor attn = Linear(hook, i, LinearKind::kAttentionOutput,
                                    l.attention_output, context);
-    x = LayerNorm(attn.add(x), l.attention_norm, c.layer_norm_eps);
+    x = LayerNorm(drop(attn, hidden_p).add(x), l.attention_norm,
+                  c.layer_norm_eps);
     const at::Tensor inter =
         Activate(c.hidden_act,
                  Linear(hook, i, LinearKind::kIntermediate, l.intermediate, x));
     const at::Tensor out =
         Linear(hook, i, LinearKind::kOutput, l.output, inter);
-    x = LayerNorm(out.add(x), l.output_norm, c.layer_norm_eps);
+    x = LayerNorm(drop(out, hidden_p).add(x), l.output_norm, c.layer_norm_eps);
   }
 
   EncoderOutputs result;
   result.last_hidden_state = x;
+  result.attention_mask = mask01;
   if (w.pooler.has_value()) {
     result.pooler_output =
         at::tanh(at::linear(x.select(1, 0), w.pooler->weight, w.pooler->bias));
@@ -318,13 +340,24 @@ EncoderOutputs Encoder::Run(const EncoderInputs& in,
 }
 
 absl::StatusOr<EncoderOutputs> Encoder::Forward(const EncoderInputs& inputs,
-                                                const LinearHook* hook) const {
+                                                const LinearHook* hook,
+                                                Dropout* dropout) const {
   // Validation itself calls LibTorch (min/max on caller tensors).
   absl::StatusOr<absl::Status> valid = CallTorch(
       "encoder input validation", [&] { return ValidateInputs(inputs); });
   if (!valid.ok()) return valid.status();
   DYLORA_RETURN_IF_ERROR(*valid);
-  return CallTorch("encoder forward", [&] { return Run(inputs, hook); });
+  if (dropout != nullptr && dropout->generator.defined() &&
+      dropout->generator.device().type() != options_.device.type()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dropout generator is on ", dropout->generator.device().str(),
+        " but the encoder runs on ", options_.device.str()));
+  }
+  if (dropout != nullptr && !dropout->generator.defined()) {
+    return absl::InvalidArgumentError("dropout without a generator");
+  }
+  return CallTorch("encoder forward",
+                   [&] { return Run(inputs, hook, dropout); });
 }
 
 }  // namespace dylora

@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/io/model_config.h"
+#include "core/model/dropout.h"
 #include "core/model/encoder_weights.h"
 #include "core/model/linear_hook.h"
 
@@ -31,6 +32,9 @@ struct EncoderInputs {
 struct EncoderOutputs {
   at::Tensor last_hidden_state;  // [batch, seq, hidden]
   at::Tensor pooler_output;      // [batch, hidden]; undefined without a pooler
+  // The inputs' mask on the encoder's device (undefined when the inputs had
+  // none: every position is real), for pooling over real tokens.
+  at::Tensor attention_mask;
 };
 
 // Immutable after Load: Forward is const and safe to call from several
@@ -58,8 +62,11 @@ class Encoder {
   // Validates the inputs (shapes, dtypes, id ranges, sequence length against
   // the position table: INVALID_ARGUMENT) and runs the encoder. Every
   // adaptable linear layer goes through `hook` when it is not null.
-  absl::StatusOr<EncoderOutputs> Forward(
-      const EncoderInputs& inputs, const LinearHook* hook = nullptr) const;
+  // `dropout` (training only) applies hidden and attention dropout where
+  // BERT does; its generator must be on the encoder's device type.
+  absl::StatusOr<EncoderOutputs> Forward(const EncoderInputs& inputs,
+                                         const LinearHook* hook = nullptr,
+                                         Dropout* dropout = nullptr) const;
 
   const EncoderConfig& config() const { return config_; }
   // Content fingerprint of model.safetensors (core/io/fingerprint.h); empty
@@ -91,7 +98,8 @@ class Encoder {
 
   absl::Status ValidateInputs(const EncoderInputs& inputs) const;
   // The forward pass proper; may throw (Forward converts).
-  EncoderOutputs Run(const EncoderInputs& inputs, const LinearHook* hook) const;
+  EncoderOutputs Run(const EncoderInputs& inputs, const LinearHook* hook,
+                     Dropout* dropout) const;
 
   const EncoderConfig config_;
   const EncoderWeights weights_;

@@ -5,6 +5,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -42,15 +43,77 @@ const at::Tensor& At(const std::vector<std::pair<std::string, at::Tensor>>& t,
 
 }  // namespace
 
+namespace {
+
+constexpr std::pair<HeadKind, absl::string_view> kHeadNames[] = {
+    {HeadKind::kBertPooled, "pooler"},
+    {HeadKind::kRobertaClassification, "roberta"},
+    {HeadKind::kMeanPooled, "mean"},
+    {HeadKind::kClsPooled, "cls"},
+    {HeadKind::kMaxPooled, "max"},
+    {HeadKind::kMeanSqrtLenPooled, "mean_sqrt_len"},
+};
+
+// The pooling a kind reads the last hidden state with; nullopt for the two
+// Hugging Face heads, which read the pooler / token 0 themselves.
+std::optional<PoolingMode> HeadPooling(HeadKind kind) {
+  switch (kind) {
+    case HeadKind::kMeanPooled:
+      return PoolingMode::kMean;
+    case HeadKind::kClsPooled:
+      return PoolingMode::kCls;
+    case HeadKind::kMaxPooled:
+      return PoolingMode::kMax;
+    case HeadKind::kMeanSqrtLenPooled:
+      return PoolingMode::kMeanSqrtLen;
+    case HeadKind::kBertPooled:
+    case HeadKind::kRobertaClassification:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 HeadKind DefaultHeadKind(EncoderFamily family) {
   return family == EncoderFamily::kRoberta ? HeadKind::kRobertaClassification
                                            : HeadKind::kBertPooled;
 }
 
+HeadKind PooledHeadKind(PoolingMode pooling) {
+  switch (pooling) {
+    case PoolingMode::kMean:
+      return HeadKind::kMeanPooled;
+    case PoolingMode::kCls:
+      return HeadKind::kClsPooled;
+    case PoolingMode::kMax:
+      return HeadKind::kMaxPooled;
+    case PoolingMode::kMeanSqrtLen:
+      return HeadKind::kMeanSqrtLenPooled;
+  }
+  return HeadKind::kMeanPooled;
+}
+
+absl::string_view HeadKindName(HeadKind kind) {
+  for (const auto& [k, name] : kHeadNames) {
+    if (k == kind) return name;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<HeadKind> ParseHeadKind(absl::string_view name) {
+  for (const auto& [kind, n] : kHeadNames) {
+    if (n == name) return kind;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown head \"", name,
+                   "\" (pooler, roberta, mean, cls, max or mean_sqrt_len)"));
+}
+
 std::vector<std::pair<std::string, std::vector<int64_t>>>
 ClassificationHead::Layout(HeadKind kind, int64_t hidden_size,
                            int64_t num_labels) {
-  if (kind == HeadKind::kBertPooled) {
+  if (kind != HeadKind::kRobertaClassification) {
     return {{"classifier.weight", {num_labels, hidden_size}},
             {"classifier.bias", {num_labels}}};
   }
@@ -135,8 +198,32 @@ void ClassificationHead::SetRequiresGrad(bool requires_grad) {
 }
 
 absl::StatusOr<at::Tensor> ClassificationHead::Forward(
-    const EncoderOutputs& outputs) const {
+    const EncoderOutputs& outputs, Dropout* dropout) const {
+  auto drop = [&](const at::Tensor& t) {
+    return dropout == nullptr
+               ? t
+               : ApplyDropout(t, dropout->classifier, dropout->generator);
+  };
   const at::Tensor& h = outputs.last_hidden_state;
+  if (std::optional<PoolingMode> pooling = HeadPooling(kind_)) {
+    if (!h.defined() || h.dim() != 3 || h.size(2) != hidden_size_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "classification head: last_hidden_state must be [batch, seq, ",
+          hidden_size_, "], got ",
+          h.defined() ? ShapeString(h.sizes()) : std::string("undefined")));
+    }
+    at::Tensor mask = outputs.attention_mask;
+    if (!mask.defined() && *pooling != PoolingMode::kCls) {
+      DYLORA_ASSIGN_OR_RETURN(mask, CallTorch("classification head", [&] {
+                                return at::ones(h.sizes().slice(0, 2),
+                                                h.options());
+                              }));
+    }
+    DYLORA_ASSIGN_OR_RETURN(at::Tensor pooled, Pool(*pooling, h, mask));
+    return CallTorch("classification head forward", [&] {
+      return at::linear(drop(pooled), At(tensors_, 0), At(tensors_, 1));
+    });
+  }
   if (kind_ == HeadKind::kBertPooled) {
     const at::Tensor& pooled = outputs.pooler_output;
     if (!pooled.defined()) {
@@ -151,7 +238,7 @@ absl::StatusOr<at::Tensor> ClassificationHead::Forward(
                        hidden_size_, "], got ", ShapeString(pooled.sizes())));
     }
     return CallTorch("classification head forward", [&] {
-      return at::linear(pooled, At(tensors_, 0), At(tensors_, 1));
+      return at::linear(drop(pooled), At(tensors_, 0), At(tensors_, 1));
     });
   }
   if (!h.defined() || h.dim() != 3 || h.size(1) == 0 ||
@@ -162,9 +249,9 @@ absl::StatusOr<at::Tensor> ClassificationHead::Forward(
         h.defined() ? ShapeString(h.sizes()) : std::string("undefined")));
   }
   return CallTorch("classification head forward", [&] {
-    const at::Tensor x =
-        at::tanh(at::linear(h.select(1, 0), At(tensors_, 0), At(tensors_, 1)));
-    return at::linear(x, At(tensors_, 2), At(tensors_, 3));
+    const at::Tensor x = at::tanh(
+        at::linear(drop(h.select(1, 0)), At(tensors_, 0), At(tensors_, 1)));
+    return at::linear(drop(x), At(tensors_, 2), At(tensors_, 3));
   });
 }
 

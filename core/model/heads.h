@@ -1,6 +1,8 @@
 // Sequence classification / regression heads with Hugging Face's tensor
-// names, as BertForSequenceClassification and RobertaForSequenceClassification
-// (eval mode: no dropout).
+// names: BertForSequenceClassification, RobertaForSequenceClassification,
+// and a linear layer on a pooled sentence embedding (the pooling a
+// sentence-transformers checkpoint declares). Dropout only when the caller
+// passes one (training).
 //
 // A head is trainable and belongs to an adapter (PEFT modules_to_save), not to
 // the frozen backbone, so it is a small value object over named tensors.
@@ -19,7 +21,9 @@
 
 #include "absl/status/statusor.h"
 #include "core/io/model_config.h"
+#include "core/model/dropout.h"
 #include "core/model/encoder.h"
+#include "core/model/pooling.h"
 
 namespace dylora {
 
@@ -29,10 +33,22 @@ enum class HeadKind {
   // classifier.dense (hidden -> hidden) + tanh + classifier.out_proj on token
   // 0 of the last hidden state.
   kRobertaClassification,
+  // classifier.{weight,bias} on the last hidden state pooled over real
+  // tokens (sentence-transformers' modes).
+  kMeanPooled,
+  kClsPooled,
+  kMaxPooled,
+  kMeanSqrtLenPooled,
 };
 
 // The head Hugging Face uses for the family.
 HeadKind DefaultHeadKind(EncoderFamily family);
+// The head reading `pooling` (a sentence-transformers declaration).
+HeadKind PooledHeadKind(PoolingMode pooling);
+// "pooler", "roberta", "mean", "cls", "max", "mean_sqrt_len": stored in
+// adapter files, so these names are a file format.
+absl::string_view HeadKindName(HeadKind kind);
+absl::StatusOr<HeadKind> ParseHeadKind(absl::string_view name);
 
 class ClassificationHead {
  public:
@@ -67,7 +83,10 @@ class ClassificationHead {
 
   // Logits [batch, num_labels]. FAILED_PRECONDITION for a kBertPooled head
   // when the encoder has no pooler; INVALID_ARGUMENT for mis-shaped outputs.
-  absl::StatusOr<at::Tensor> Forward(const EncoderOutputs& outputs) const;
+  // `dropout` (training only) applies its classifier rate where Hugging
+  // Face's heads do.
+  absl::StatusOr<at::Tensor> Forward(const EncoderOutputs& outputs,
+                                     Dropout* dropout = nullptr) const;
 
  private:
   ClassificationHead(HeadKind kind, int64_t hidden_size, int64_t num_labels,

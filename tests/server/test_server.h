@@ -46,8 +46,9 @@ class TestServer {
     EXPECT_TRUE(server.ok()) << server.status();
     if (!server.ok()) return;
     server_ = std::move(*server);
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
-                                   grpc::InsecureChannelCredentials());
+    channel_ =
+        grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->port()),
+                            grpc::InsecureChannelCredentials());
   }
 
   bool ok() const { return server_ != nullptr; }
@@ -56,10 +57,11 @@ class TestServer {
   const std::string& adapter_dir() const { return adapter_dir_.path(); }
 
   // Writes a random adapter and loads it as `name`; returns its directory.
-  std::string AddAdapter(const std::string& name, uint64_t seed) {
-    const std::string path = WriteRandomAdapter(
-        server_->runtime().encoder(), adapter_dir_.path(),
-        name + "-" + std::to_string(seed), seed);
+  std::string AddAdapter(const std::string& name, uint64_t seed,
+                         std::optional<HeadKind> head = std::nullopt) {
+    const std::string path =
+        WriteRandomAdapter(server_->runtime().encoder(), adapter_dir_.path(),
+                           name + "-" + std::to_string(seed), seed, head);
     auto loaded = server_->runtime().LoadAdapter(name, path, {});
     EXPECT_TRUE(loaded.ok()) << loaded.status();
     return path;

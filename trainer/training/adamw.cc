@@ -34,6 +34,7 @@ void AdamW::Step(double lr, const std::vector<bool>& active) {
   for (size_t i = 0; i < slots_.size(); ++i) {
     if (!active.empty() && !active[i]) continue;
     const ParamSlot& slot = slots_[i];
+    const double slot_lr = lr * slot.lr_scale;
     at::Tensor grad = slot.Grad();
     if (!grad.defined()) continue;
     at::Tensor param = slot.Param();  // a view: updates land in the tensor
@@ -41,13 +42,14 @@ void AdamW::Step(double lr, const std::vector<bool>& active) {
     const double bias_correction1 = 1.0 - std::pow(options_.beta1, step);
     const double bias_correction2 = 1.0 - std::pow(options_.beta2, step);
     // The order of operations of torch.optim.AdamW's single-tensor path.
-    param.mul_(1.0 - lr * slot.weight_decay);
+    param.mul_(1.0 - slot_lr * slot.weight_decay);
     exp_avg_[i].lerp_(grad, 1.0 - options_.beta1);
-    exp_avg_sq_[i].mul_(options_.beta2).addcmul_(grad, grad,
-                                                 1.0 - options_.beta2);
-    at::Tensor denom =
-        (exp_avg_sq_[i].sqrt() / std::sqrt(bias_correction2)).add_(options_.eps);
-    param.addcdiv_(exp_avg_[i], denom, -lr / bias_correction1);
+    exp_avg_sq_[i]
+        .mul_(options_.beta2)
+        .addcmul_(grad, grad, 1.0 - options_.beta2);
+    at::Tensor denom = (exp_avg_sq_[i].sqrt() / std::sqrt(bias_correction2))
+                           .add_(options_.eps);
+    param.addcdiv_(exp_avg_[i], denom, -slot_lr / bias_correction1);
   }
 }
 
@@ -61,10 +63,9 @@ void AdamW::ZeroGrad() {
 std::vector<at::Tensor> AdamW::Parameters() const {
   std::vector<at::Tensor> params;
   for (const ParamSlot& slot : slots_) {
-    const bool seen = std::any_of(params.begin(), params.end(),
-                                  [&](const at::Tensor& p) {
-                                    return p.is_same(slot.tensor);
-                                  });
+    const bool seen = std::any_of(
+        params.begin(), params.end(),
+        [&](const at::Tensor& p) { return p.is_same(slot.tensor); });
     if (!seen) params.push_back(slot.tensor);
   }
   return params;
@@ -93,9 +94,10 @@ absl::Status AdamW::RestoreState(
       const auto& [name, tensor] = state[2 * i + which];
       const std::string want = absl::StrCat(which == 0 ? "m." : "v.", i);
       if (name != want || !tensor.sizes().equals(exp_avg_[i].sizes())) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "optimizer state tensor '", name, "' does not fit slot ", i,
-            " (expected '", want, "' with ", exp_avg_[i].numel(), " elements)"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("optimizer state tensor '", name,
+                         "' does not fit slot ", i, " (expected '", want,
+                         "' with ", exp_avg_[i].numel(), " elements)"));
       }
     }
   }

@@ -34,6 +34,9 @@ struct ParamSlot {
   int64_t dim = -1;   // -1: the whole tensor; else tensor.select(dim, index)
   int64_t index = 0;
   double weight_decay = 0.0;
+  // This slot's learning rate relative to the step's (e.g. a task head
+  // trained faster than the adapter); the schedule applies to both.
+  double lr_scale = 1.0;
 
   at::Tensor Param() const;
   at::Tensor Grad() const;  // undefined when the tensor has no gradient
@@ -43,8 +46,8 @@ class AdamW {
  public:
   explicit AdamW(std::vector<ParamSlot> slots, AdamWOptions options = {});
 
-  // One update at learning rate `lr` of the slots marked in `active` (all
-  // slots when `active` is empty) that have a gradient.
+  // One update at learning rate `lr` (times each slot's lr_scale) of the slots
+  // marked in `active` (all slots when `active` is empty) that have a gradient.
   void Step(double lr, const std::vector<bool>& active = {});
   // Drops every gradient (set to none).
   void ZeroGrad();

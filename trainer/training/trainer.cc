@@ -21,7 +21,10 @@ namespace {
 constexpr char kOptimizerFile[] = "optimizer.safetensors";
 constexpr char kStateFile[] = "trainer_state.json";
 constexpr char kBackboneFile[] = "model.safetensors";  // full fine-tuning
-constexpr int kCheckpointFormat = 1;
+constexpr char kRngFile[] = "rng.safetensors";
+constexpr char kDropoutGeneratorTensor[] = "dropout_generator";
+// 2: adds the dropout generator's state (rng.safetensors).
+constexpr int kCheckpointFormat = 2;
 
 }  // namespace
 
@@ -36,10 +39,14 @@ absl::StatusOr<TrainMethod> ParseTrainMethod(absl::string_view name) {
 
 absl::string_view TrainMethodName(TrainMethod method) {
   switch (method) {
-    case TrainMethod::kDyLora: return "dylora";
-    case TrainMethod::kLora: return "lora";
-    case TrainMethod::kNestedDropout: return "nested-dropout";
-    case TrainMethod::kFull: return "full";
+    case TrainMethod::kDyLora:
+      return "dylora";
+    case TrainMethod::kLora:
+      return "lora";
+    case TrainMethod::kNestedDropout:
+      return "nested-dropout";
+    case TrainMethod::kFull:
+      return "full";
   }
   return "unknown";
 }
@@ -54,10 +61,23 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     return absl::InvalidArgumentError(
         "batch size and gradient accumulation must be positive");
   }
+  for (const auto& [rate, name] :
+       {std::pair(options.hidden_dropout, "hidden"),
+        std::pair(options.attention_dropout, "attention"),
+        std::pair(options.classifier_dropout, "classifier")}) {
+    if (rate.has_value() && !(*rate >= 0 && *rate < 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " dropout must be in [0, 1), got ", *rate));
+    }
+  }
+  if (!std::isfinite(options.head_learning_rate)) {
+    return absl::InvalidArgumentError("head learning rate must be finite");
+  }
   if (!(options.learning_rate > 0) || options.weight_decay < 0 ||
       options.warmup_ratio < 0 || options.warmup_ratio > 1) {
     return absl::InvalidArgumentError(
-        "learning rate must be > 0, weight decay >= 0, warm-up ratio in [0, 1]");
+        "learning rate must be > 0, weight decay >= 0, warm-up ratio in [0, "
+        "1]");
   }
   if (options.max_steps <= 0 && options.epochs <= 0) {
     return absl::InvalidArgumentError("give epochs > 0 or max steps > 0");
@@ -68,13 +88,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     options.adapter.update_mode = UpdateMode::kFull;
   }
   const int64_t num_labels = train.spec.num_labels();
+  options.adapter.head =
+      options.adapter.head.value_or(DefaultHeadKind(encoder.config().family));
   DYLORA_ASSIGN_OR_RETURN(
       ClassificationHead head,
-      ClassificationHead::Create(DefaultHeadKind(encoder.config().family),
-                                 encoder.config().hidden_size, num_labels,
-                                 options.seed,
-                                 EncoderLoadOptions{encoder.device(),
-                                                    encoder.dtype()}));
+      ClassificationHead::Create(
+          *options.adapter.head, encoder.config().hidden_size, num_labels,
+          options.seed, EncoderLoadOptions{encoder.device(), encoder.dtype()}));
   std::unique_ptr<Trainer> trainer(
       new Trainer(encoder, train, std::move(options), std::move(head)));
   DYLORA_RETURN_IF_ERROR(trainer->Init());
@@ -83,10 +103,19 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
 
 absl::Status Trainer::Init() {
   head_.SetRequiresGrad(true);
+  DYLORA_ASSIGN_OR_RETURN(at::Generator generator,
+                          MakeGenerator(encoder_.device(), options_.seed + 3));
+  dropout_ = Dropout::FromConfig(encoder_.config(), std::move(generator));
+  if (options_.hidden_dropout) dropout_.hidden = *options_.hidden_dropout;
+  if (options_.attention_dropout)
+    dropout_.attention = *options_.attention_dropout;
+  if (options_.classifier_dropout) {
+    dropout_.classifier = *options_.classifier_dropout;
+  }
   DYLORA_ASSIGN_OR_RETURN(
-      adapter_, DyLoraAdapter::CreateFresh(encoder_, options_.adapter,
-                                           head_.named_tensors(),
-                                           options_.seed + 1));
+      adapter_,
+      DyLoraAdapter::CreateFresh(encoder_, options_.adapter,
+                                 head_.named_tensors(), options_.seed + 1));
   const AdapterConfig& config = adapter_->config();
   DYLORA_ASSIGN_OR_RETURN(
       rank_probabilities_,
@@ -109,10 +138,10 @@ absl::Status Trainer::Init() {
     }
     DYLORA_ASSIGN_OR_RETURN(
         trainable_encoder_,
-        Encoder::FromTensors(encoder_.config(), tensors,
-                             EncoderLoadOptions{encoder_.device(),
-                                                encoder_.dtype()},
-                             "trainable backbone copy", encoder_.fingerprint()));
+        Encoder::FromTensors(
+            encoder_.config(), tensors,
+            EncoderLoadOptions{encoder_.device(), encoder_.dtype()},
+            "trainable backbone copy", encoder_.fingerprint()));
     for (const auto& [name, t] : trainable_encoder_->weights().NamedTensors()) {
       at::Tensor param = t;
       param.requires_grad_(true);
@@ -132,9 +161,14 @@ absl::Status Trainer::Init() {
       slot_rank_.push_back(r + 1);
     }
   }
+  const double head_lr_scale =
+      options_.head_learning_rate > 0
+          ? options_.head_learning_rate / options_.learning_rate
+          : 1.0;
   for (const auto& [name, tensor] : head_.named_tensors()) {
     const bool is_bias = absl::EndsWith(name, "bias");
-    slots.push_back({tensor, -1, 0, is_bias ? 0.0 : options_.weight_decay});
+    slots.push_back(
+        {tensor, -1, 0, is_bias ? 0.0 : options_.weight_decay, head_lr_scale});
     slot_rank_.push_back(0);
   }
   optimizer_ = std::make_unique<AdamW>(std::move(slots));
@@ -158,22 +192,22 @@ std::vector<size_t> Trainer::NextIndices() {
     offset_ = 0;
     order_ = EpochOrder(train_.examples.size(), options_.seed, epoch_);
   }
-  const size_t end =
-      std::min(order_.size(), offset_ + static_cast<size_t>(options_.batch_size));
+  const size_t end = std::min(
+      order_.size(), offset_ + static_cast<size_t>(options_.batch_size));
   std::vector<size_t> indices(order_.begin() + offset_, order_.begin() + end);
   offset_ = end;
   return indices;
 }
 
 absl::StatusOr<at::Tensor> Trainer::Loss(const Batch& batch, int64_t rank,
-                                         UpdateMode mode) const {
+                                         UpdateMode mode) {
   std::unique_ptr<TrainingHook> hook;
   if (!trainable_encoder_) {
     DYLORA_ASSIGN_OR_RETURN(hook, TrainingHook::Create(*adapter_, rank, mode));
   }
   DYLORA_ASSIGN_OR_RETURN(EncoderOutputs outputs,
-                          model().Forward(batch.inputs, hook.get()));
-  DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, head_.Forward(outputs));
+                          model().Forward(batch.inputs, hook.get(), &dropout_));
+  DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, head_.Forward(outputs, &dropout_));
   return CallTorch("loss", [&] {
     at::Tensor labels = batch.labels.to(logits.device());
     return train_.spec.regression
@@ -215,7 +249,8 @@ absl::Status Trainer::RunSteps(
       Batch batch = MakeBatch(train_, NextIndices());
       at::Tensor loss;
       if (trainable_encoder_) {
-        DYLORA_ASSIGN_OR_RETURN(loss, Loss(batch, config.r_max, UpdateMode::kFull));
+        DYLORA_ASSIGN_OR_RETURN(loss,
+                                Loss(batch, config.r_max, UpdateMode::kFull));
       } else if (options_.method == TrainMethod::kNestedDropout) {
         // Sum over ranks weighted by p_B; all ranks learn (full update).
         for (int64_t r = config.r_min; r <= config.r_max; ++r) {
@@ -275,6 +310,13 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) const {
   DYLORA_ASSIGN_OR_RETURN(std::string optimizer_bytes,
                           SerializeTensors(optimizer_->StateTensors(), {}));
   files.emplace_back(kOptimizerFile, std::move(optimizer_bytes));
+  DYLORA_ASSIGN_OR_RETURN(
+      at::Tensor generator_state,
+      CallTorch("rng state", [&] { return dropout_.generator.get_state(); }));
+  DYLORA_ASSIGN_OR_RETURN(
+      std::string rng_bytes,
+      SerializeTensors({{kDropoutGeneratorTensor, generator_state}}, {}));
+  files.emplace_back(kRngFile, std::move(rng_bytes));
   files.emplace_back(kStateFile, StateJson());
   if (trainable_encoder_) {
     DYLORA_ASSIGN_OR_RETURN(
@@ -287,7 +329,8 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) const {
 
 absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
   const std::string state_path = dir + "/" + kStateFile;
-  DYLORA_ASSIGN_OR_RETURN(std::string text, ReadFileToString(state_path, 1 << 20));
+  DYLORA_ASSIGN_OR_RETURN(std::string text,
+                          ReadFileToString(state_path, 1 << 20));
   nlohmann::json state = nlohmann::json::parse(text, nullptr, false);
   if (state.is_discarded() || !state.is_object()) {
     return absl::InvalidArgumentError(
@@ -318,17 +361,17 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
   for (const auto& [key, want] : expected) {
     DYLORA_ASSIGN_OR_RETURN(int64_t got, get_int(key));
     if (got != want) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          state_path, ": checkpoint has ", key, " = ", got,
-          " but this run has ", want));
+      return absl::FailedPreconditionError(
+          absl::StrCat(state_path, ": checkpoint has ", key, " = ", got,
+                       " but this run has ", want));
     }
   }
   auto method = state.find("method");
   if (method == state.end() || !method->is_string() ||
       method->get<std::string>() != TrainMethodName(options_.method)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        state_path, ": checkpoint is not for method ",
-        TrainMethodName(options_.method)));
+    return absl::FailedPreconditionError(
+        absl::StrCat(state_path, ": checkpoint is not for method ",
+                     TrainMethodName(options_.method)));
   }
   DYLORA_ASSIGN_OR_RETURN(int64_t step, get_int("step"));
   DYLORA_ASSIGN_OR_RETURN(int64_t epoch, get_int("epoch"));
@@ -342,6 +385,13 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
   DYLORA_ASSIGN_OR_RETURN(auto saved, LoadAdapter(dir, encoder_));
   DYLORA_ASSIGN_OR_RETURN(auto optimizer_tensors,
                           LoadTensors(dir + "/" + kOptimizerFile));
+  DYLORA_ASSIGN_OR_RETURN(auto rng_tensors, LoadTensors(dir + "/" + kRngFile));
+  auto generator_state = rng_tensors.find(kDropoutGeneratorTensor);
+  if (generator_state == rng_tensors.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(dir, "/", kRngFile, ": missing tensor '",
+                     kDropoutGeneratorTensor, "'"));
+  }
   std::vector<std::pair<std::string, at::Tensor>> optimizer_state;
   for (const auto& [name, tensor] : optimizer_->StateTensors()) {
     auto it = optimizer_tensors.find(name);
@@ -378,13 +428,20 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
     for (const auto& [name, t] : trainable_encoder_->weights().NamedTensors()) {
       auto it = backbone.find(name);
       if (it == backbone.end() || !it->second.sizes().equals(t.sizes())) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            dir, "/", kBackboneFile, ": tensor ", name,
-            " is missing or has another shape"));
+        return absl::FailedPreconditionError(
+            absl::StrCat(dir, "/", kBackboneFile, ": tensor ", name,
+                         " is missing or has another shape"));
       }
     }
   }
+  // set_state validates the state's size and dtype; do it on a scratch
+  // generator first so a bad file changes nothing.
+  DYLORA_RETURN_IF_ERROR(CallTorch("restore dropout generator", [&] {
+    at::Generator scratch = dropout_.generator.clone();
+    scratch.set_state(generator_state->second);
+  }));
   DYLORA_RETURN_IF_ERROR(optimizer_->RestoreState(optimizer_state));
+  dropout_.generator.set_state(generator_state->second);
   DYLORA_RETURN_IF_ERROR(CallTorch("restore checkpoint", [&] {
     at::NoGradGuard no_grad;
     for (const auto& [id, f] : adapter_->factors()) {
@@ -397,7 +454,8 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
       target.copy_(*saved->FindHeadTensor(name));
     }
     if (trainable_encoder_) {
-      for (const auto& [name, t] : trainable_encoder_->weights().NamedTensors()) {
+      for (const auto& [name, t] :
+           trainable_encoder_->weights().NamedTensors()) {
         at::Tensor target = t;
         target.copy_(backbone.at(name));
       }

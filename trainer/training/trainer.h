@@ -9,13 +9,13 @@
 //                   the head, no adapter (the upper bound)
 // Trainable: the adapter's factors and the task head; the backbone is frozen
 // and never in the optimizer (except in full fine-tuning, which trains a
-// copy and leaves the shared encoder untouched). AdamW with weight decay (not on biases),
-// linear warm-up and decay, gradient clipping and accumulation.
+// copy and leaves the shared encoder untouched). AdamW with weight decay (not
+// on biases), linear warm-up and decay, gradient clipping and accumulation.
 //
 // Determinism: the same seed, data and options give the same adapter bit for
 // bit on CPU, and a run resumed from a checkpoint continues exactly (the
-// checkpoint holds weights, optimizer moments, step, data position; the rank
-// sequence is replayed from the seed).
+// checkpoint holds weights, optimizer moments, step, data position and the
+// dropout generator's state; the rank sequence is replayed from the seed).
 //
 // Not thread-safe: one Trainer per thread; the encoder may be shared.
 #pragma once
@@ -23,11 +23,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/adapter/adapter.h"
+#include "core/model/dropout.h"
 #include "core/model/encoder.h"
 #include "core/model/heads.h"
 #include "trainer/data/batches.h"
@@ -41,8 +43,19 @@ absl::string_view TrainMethodName(TrainMethod method);
 
 struct TrainerOptions {
   TrainMethod method = TrainMethod::kDyLora;
-  AdapterConfig adapter;  // ranks, alpha, p_B, update mode, targets
+  // Ranks, alpha, p_B, update mode, targets, and the head kind (absent: the
+  // family's Hugging Face head).
+  AdapterConfig adapter;
   double learning_rate = 5e-4;
+  // The task head's peak learning rate; <= 0: learning_rate. A fresh head
+  // has further to go than the adapter's rows.
+  double head_learning_rate = 0;
+  // Training-time dropout rates; absent: what the backbone's config.json
+  // declares (hidden_dropout_prob, attention_probs_dropout_prob,
+  // classifier_dropout). Never applied at evaluation.
+  std::optional<double> hidden_dropout;
+  std::optional<double> attention_dropout;
+  std::optional<double> classifier_dropout;
   double weight_decay = 0.1;
   double warmup_ratio = 0.06;
   double max_grad_norm = 1.0;  // <= 0: no clipping
@@ -72,11 +85,12 @@ class Trainer {
 
   // Runs up to `n` optimizer steps (fewer at the end of training). A
   // non-finite loss stops with FAILED_PRECONDITION before any update.
-  absl::Status RunSteps(int64_t n,
-                        const std::function<void(const StepReport&)>& on_step = {});
+  absl::Status RunSteps(
+      int64_t n, const std::function<void(const StepReport&)>& on_step = {});
 
   // Checkpoint: <dir>/adapter (SaveAdapter), <dir>/optimizer.safetensors,
-  // <dir>/trainer_state.json; written to a staging directory, then renamed.
+  // <dir>/rng.safetensors (dropout generator), <dir>/trainer_state.json;
+  // written to a staging directory, then renamed.
   absl::Status SaveCheckpoint(const std::string& dir) const;
   // Restores a checkpoint written by a trainer with the same options.
   absl::Status LoadCheckpoint(const std::string& dir);
@@ -94,18 +108,23 @@ class Trainer {
   }
   bool trains_backbone() const { return trainable_encoder_ != nullptr; }
   const TrainerOptions& options() const { return options_; }
+  // The rates in effect (options or the backbone's config).
+  const Dropout& dropout() const { return dropout_; }
 
  private:
   Trainer(const Encoder& encoder, const TokenizedDataset& train,
           TrainerOptions options, ClassificationHead head)
-      : encoder_(encoder), train_(train), options_(std::move(options)),
+      : encoder_(encoder),
+        train_(train),
+        options_(std::move(options)),
         head_(std::move(head)) {}
 
   absl::Status Init();
   // The next micro-batch's indices; advances the data position.
   std::vector<size_t> NextIndices();
+  // Draws dropout masks, so not const.
   absl::StatusOr<at::Tensor> Loss(const Batch& batch, int64_t rank,
-                                  UpdateMode mode) const;
+                                  UpdateMode mode);
   std::vector<bool> ActiveSlots(int64_t rank) const;
   std::string StateJson() const;
 
@@ -116,7 +135,8 @@ class Trainer {
   std::unique_ptr<DyLoraAdapter> adapter_;
   std::unique_ptr<Encoder> trainable_encoder_;  // full fine-tuning only
   std::unique_ptr<AdamW> optimizer_;
-  std::vector<int64_t> slot_rank_;  // 0 for head slots (always active)
+  Dropout dropout_;
+  std::vector<int64_t> slot_rank_;          // 0 for head slots (always active)
   std::vector<double> rank_probabilities_;  // p_B over r_min..r_max
   std::unique_ptr<RankSampler> sampler_;
   int64_t total_steps_ = 0;

@@ -7,6 +7,7 @@
 
 #include "core/adapter/adapter_json.h"
 #include "core/io/torch_tensors.h"
+#include "core/model/pooling.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/adapter/adapter_test_util.h"
@@ -121,6 +122,51 @@ TEST_F(AdapterIoTest, SaveLoadRoundTripIsBitExact) {
               Slurp(dir_ + "/adapter_config.json"));
   EXPECT_TRUE(Slurp(again + "/adapter_model.safetensors") ==
               Slurp(dir_ + "/adapter_model.safetensors"));
+}
+
+TEST_F(AdapterIoTest, HeadKindIsStoredAndHonoured) {
+  // A mean-pooled head: same tensor names as the pooler head, different
+  // input, so the stored kind decides the logits.
+  AdapterConfig config;
+  config.head = HeadKind::kMeanPooled;
+  auto head = ClassificationHead::Create(HeadKind::kMeanPooled,
+                                         encoder_->config().hidden_size, 3, 5);
+  ASSERT_TRUE(head.ok());
+  auto mean_adapter =
+      DyLoraAdapter::CreateFresh(*encoder_, config, head->named_tensors(), 5);
+  ASSERT_TRUE(mean_adapter.ok()) << mean_adapter.status();
+  const std::string dir = tmp_.path() + "/mean";
+  ASSERT_TRUE(SaveAdapter(**mean_adapter, dir).ok());
+  auto json = nlohmann::json::parse(Slurp(dir + "/adapter_config.json"));
+  EXPECT_EQ(json["dylora"]["head"], "mean");
+
+  auto loaded = LoadAdapter(dir, *encoder_);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)->config().head_kind(), HeadKind::kMeanPooled);
+  auto built = (*loaded)->BuildHead(*encoder_);
+  ASSERT_TRUE(built.ok()) << built.status();
+  EXPECT_EQ(built->kind(), HeadKind::kMeanPooled);
+  at::Tensor ids =
+      at::tensor({5, 17, 42, 99, 3, 8, 12, 0}, at::kLong).view({2, 4});
+  at::Tensor mask =
+      at::tensor({1, 1, 1, 1, 1, 1, 1, 0}, at::kLong).view({2, 4});
+  auto out = encoder_->Forward({ids, {}, mask});
+  ASSERT_TRUE(out.ok());
+  auto logits = built->Forward(*out);
+  ASSERT_TRUE(logits.ok()) << logits.status();
+  const at::Tensor expected =
+      at::linear(*MeanPool(out->last_hidden_state, mask),
+                 *(*loaded)->FindHeadTensor("classifier.weight"),
+                 *(*loaded)->FindHeadTensor("classifier.bias"));
+  EXPECT_TRUE(at::allclose(*logits, expected, 1e-6, 1e-6));
+
+  // Without the field (PEFT adapters, older files): the family's HF head.
+  json["dylora"].erase("head");
+  Spit(dir + "/adapter_config.json", json.dump());
+  auto legacy = LoadAdapter(dir, *encoder_);
+  ASSERT_TRUE(legacy.ok()) << legacy.status();
+  EXPECT_FALSE((*legacy)->config().head.has_value());
+  EXPECT_EQ((*legacy)->config().head_kind(), HeadKind::kBertPooled);
 }
 
 TEST_F(AdapterIoTest, FileUsesPeftNamesAndConfig) {
@@ -245,6 +291,10 @@ TEST_F(AdapterIoTest, RefusesCorruptOrInconsistentConfig) {
        },
        "rank_metrics"},
       {"dylora not object", [](auto& j) { j["dylora"] = 5; }, "dylora"},
+      {"unknown head", [](auto& j) { j["dylora"]["head"] = "attention"; },
+       "dylora.head"},
+      {"head not a string", [](auto& j) { j["dylora"]["head"] = 1; },
+       "dylora.head"},
   };
   for (const Case& c : cases) {
     Spit(dir_ + "/adapter_config.json", good);

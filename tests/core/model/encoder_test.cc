@@ -282,6 +282,76 @@ TEST(EncoderForwardTest, PaddingDoesNotChangeRealTokens) {
                            1e-5));
 }
 
+// ---- training-time dropout ----
+
+Dropout SeededDropout(const Encoder& encoder, uint64_t seed, double hidden,
+                      double attention) {
+  auto generator = MakeGenerator(c10::Device(c10::kCPU), seed);
+  EXPECT_TRUE(generator.ok()) << generator.status();
+  Dropout d = Dropout::FromConfig(encoder.config(), *generator);
+  d.hidden = hidden;
+  d.attention = attention;
+  return d;
+}
+
+TEST(EncoderDropoutTest, NoDropoutIsDeterministicAndRatesZeroChangeNothing) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  auto a = encoder->Forward(SomeInputs());
+  auto b = encoder->Forward(SomeInputs());
+  Dropout zero = SeededDropout(*encoder, 1, 0.0, 0.0);
+  auto c = encoder->Forward(SomeInputs(), nullptr, &zero);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_TRUE(at::equal(a->last_hidden_state, b->last_hidden_state));
+  EXPECT_TRUE(at::equal(a->last_hidden_state, c->last_hidden_state));
+}
+
+TEST(EncoderDropoutTest, MasksFollowTheGeneratorSeed) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  for (auto [hidden, attention] : {std::pair(0.1, 0.0), std::pair(0.0, 0.1)}) {
+    Dropout s1 = SeededDropout(*encoder, 1, hidden, attention);
+    Dropout s1_again = SeededDropout(*encoder, 1, hidden, attention);
+    Dropout s2 = SeededDropout(*encoder, 2, hidden, attention);
+    auto a = encoder->Forward(SomeInputs(), nullptr, &s1);
+    auto b = encoder->Forward(SomeInputs(), nullptr, &s1_again);
+    auto c = encoder->Forward(SomeInputs(), nullptr, &s2);
+    auto plain = encoder->Forward(SomeInputs());
+    ASSERT_TRUE(a.ok() && b.ok() && c.ok() && plain.ok());
+    EXPECT_TRUE(at::equal(a->last_hidden_state, b->last_hidden_state));
+    EXPECT_FALSE(at::allclose(a->last_hidden_state, c->last_hidden_state));
+    EXPECT_FALSE(at::allclose(a->last_hidden_state, plain->last_hidden_state));
+    // The generator advanced: a second forward draws new masks.
+    auto next = encoder->Forward(SomeInputs(), nullptr, &s1);
+    ASSERT_TRUE(next.ok());
+    EXPECT_FALSE(at::allclose(a->last_hidden_state, next->last_hidden_state));
+  }
+}
+
+TEST(EncoderDropoutTest, AttentionDropoutPathEqualsSdpaAtRateZeroPlus) {
+  // The spelled-out attention (taken when attention dropout > 0) must
+  // compute what SDPA computes; a rate so small that no mask element drops
+  // only rescales by 1 / (1 - p).
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  Dropout tiny = SeededDropout(*encoder, 3, 0.0, 1e-12);
+  auto manual = encoder->Forward(SomeInputs(), nullptr, &tiny);
+  auto sdpa = encoder->Forward(SomeInputs());
+  ASSERT_TRUE(manual.ok() && sdpa.ok());
+  EXPECT_TRUE(at::allclose(manual->last_hidden_state, sdpa->last_hidden_state,
+                           1e-5, 1e-5));
+}
+
+TEST(EncoderDropoutTest, OutputsCarryTheAttentionMask) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  auto out = encoder->Forward(SomeInputs());
+  ASSERT_TRUE(out.ok());
+  ASSERT_TRUE(out->attention_mask.defined());
+  EXPECT_TRUE(at::equal(out->attention_mask.to(at::kLong),
+                        SomeInputs().attention_mask));
+}
+
 // ---- the LinearHook seam ----
 
 // Plain linear that records which layers it was asked for.

@@ -105,6 +105,68 @@ TEST(ClassificationHeadTest, RobertaHeadReadsTokenZero) {
             absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ClassificationHeadTest, PooledHeadsReadRealTokensOnly) {
+  // classifier = identity, so the logits are the pooled vector itself.
+  std::map<std::string, at::Tensor> t = {{"classifier.weight", at::eye(2)},
+                                         {"classifier.bias", at::zeros({2})}};
+  at::Tensor h = at::arange(12, at::kFloat).view({2, 3, 2});
+  at::Tensor mask = at::tensor({1, 1, 0, 1, 1, 1}, at::kLong).view({2, 3});
+  EncoderOutputs out{h, at::Tensor(), mask};
+  for (HeadKind kind : {HeadKind::kMeanPooled, HeadKind::kClsPooled,
+                        HeadKind::kMaxPooled, HeadKind::kMeanSqrtLenPooled}) {
+    auto head = ClassificationHead::FromTensors(kind, 2, 2, t);
+    ASSERT_TRUE(head.ok()) << head.status();
+    auto logits = head->Forward(out);
+    ASSERT_TRUE(logits.ok()) << logits.status();
+    const PoolingMode mode = kind == HeadKind::kMeanPooled  ? PoolingMode::kMean
+                             : kind == HeadKind::kClsPooled ? PoolingMode::kCls
+                             : kind == HeadKind::kMaxPooled
+                                 ? PoolingMode::kMax
+                                 : PoolingMode::kMeanSqrtLen;
+    EXPECT_TRUE(at::allclose(*logits, *Pool(mode, h, mask)))
+        << HeadKindName(kind);
+  }
+  // Mean: row 0 averages its two real tokens, not the padded third.
+  auto mean = ClassificationHead::FromTensors(HeadKind::kMeanPooled, 2, 2, t);
+  EXPECT_TRUE(at::allclose(*mean->Forward(out),
+                           at::tensor({1.0f, 2.0f, 8.0f, 9.0f}).view({2, 2})));
+  // Without a mask every position is real.
+  EXPECT_TRUE(at::allclose(*mean->Forward({h, at::Tensor()}), h.mean(1)));
+  // No pooler needed, unlike kBertPooled.
+  EXPECT_TRUE(mean->Forward({h, at::Tensor(), mask}).ok());
+}
+
+TEST(ClassificationHeadTest, HeadKindNamesRoundTrip) {
+  for (HeadKind kind : {HeadKind::kBertPooled, HeadKind::kRobertaClassification,
+                        HeadKind::kMeanPooled, HeadKind::kClsPooled,
+                        HeadKind::kMaxPooled, HeadKind::kMeanSqrtLenPooled}) {
+    auto parsed = ParseHeadKind(HeadKindName(kind));
+    ASSERT_TRUE(parsed.ok()) << HeadKindName(kind);
+    EXPECT_EQ(*parsed, kind);
+  }
+  EXPECT_EQ(PooledHeadKind(PoolingMode::kMean), HeadKind::kMeanPooled);
+  EXPECT_EQ(ParseHeadKind("weighted").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ClassificationHeadTest, ClassifierDropoutOnlyWhenGiven) {
+  auto head = ClassificationHead::Create(HeadKind::kMeanPooled, 16, 2, 3);
+  ASSERT_TRUE(head.ok());
+  at::Tensor h = at::randn({4, 3, 16});
+  EncoderOutputs out{h, at::Tensor()};
+  auto eval1 = head->Forward(out);
+  auto eval2 = head->Forward(out);
+  auto generator = MakeGenerator(c10::Device(c10::kCPU), 9);
+  ASSERT_TRUE(generator.ok());
+  Dropout dropout;
+  dropout.classifier = 0.5;
+  dropout.generator = *generator;
+  auto train = head->Forward(out, &dropout);
+  ASSERT_TRUE(eval1.ok() && eval2.ok() && train.ok());
+  EXPECT_TRUE(at::equal(*eval1, *eval2));
+  EXPECT_FALSE(at::allclose(*eval1, *train));
+}
+
 TEST(ClassificationHeadTest, FromTensorsListsEveryProblem) {
   std::map<std::string, at::Tensor> t = {
       {"classifier.dense.weight", at::zeros({4, 4})},

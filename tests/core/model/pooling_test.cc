@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 
 namespace dylora {
@@ -36,6 +38,33 @@ TEST(PoolingTest, MeanRejectsMismatchedMask) {
   ASSERT_FALSE(mean.ok());
   EXPECT_EQ(mean.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(MeanPool(h, at::Tensor()).ok());
+}
+
+TEST(PoolingTest, MaxAndMeanSqrtLenIgnorePaddedPositions) {
+  // Row 0: tokens [0,1], [2,3] real, [4,5] padded (and larger).
+  at::Tensor h = at::arange(12, at::kFloat).view({2, 3, 2});
+  at::Tensor mask = at::tensor({1, 1, 0, 1, 1, 1}, at::kLong).view({2, 3});
+  auto max = Pool(PoolingMode::kMax, h, mask);
+  ASSERT_TRUE(max.ok()) << max.status();
+  EXPECT_TRUE(
+      at::equal(*max, at::tensor({2.0f, 3.0f, 10.0f, 11.0f}).view({2, 2})));
+  auto sqrt_len = Pool(PoolingMode::kMeanSqrtLen, h, mask);
+  ASSERT_TRUE(sqrt_len.ok()) << sqrt_len.status();
+  const float r2 = std::sqrt(2.0f), r3 = std::sqrt(3.0f);
+  EXPECT_TRUE(at::allclose(
+      *sqrt_len,
+      at::tensor({2.0f / r2, 4.0f / r2, 24.0f / r3, 27.0f / r3}).view({2, 2})));
+  EXPECT_FALSE(Pool(PoolingMode::kMax, h, at::Tensor()).ok());
+}
+
+TEST(PoolingTest, ModeNamesRoundTrip) {
+  for (PoolingMode mode : {PoolingMode::kCls, PoolingMode::kMean,
+                           PoolingMode::kMax, PoolingMode::kMeanSqrtLen}) {
+    auto parsed = ParsePoolingMode(PoolingModeName(mode));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, mode);
+  }
+  EXPECT_FALSE(ParsePoolingMode("weightedmean").ok());
 }
 
 }  // namespace

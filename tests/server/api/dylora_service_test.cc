@@ -46,7 +46,8 @@ v1::ClassifyRequest Request(const std::string& adapter,
 std::vector<float> Logits(const v1::ClassifyResponse& response) {
   std::vector<float> logits;
   for (const auto& prediction : response.predictions()) {
-    logits.insert(logits.end(), prediction.logits().begin(), prediction.logits().end());
+    logits.insert(logits.end(), prediction.logits().begin(),
+                  prediction.logits().end());
   }
   return logits;
 }
@@ -70,7 +71,8 @@ class DyloraServiceTest : public ::testing::Test {
   grpc::Status Classify(const v1::ClassifyRequest& request,
                         v1::ClassifyResponse* response) {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(30));
     return stub_->Classify(&context, request, response);
   }
 
@@ -91,11 +93,15 @@ class DyloraServiceTest : public ::testing::Test {
       auto batch = tokenizer->EncodeBatchRectangular({text});
       EXPECT_TRUE(batch.ok());
       EncoderInputs inputs;
-      inputs.input_ids = at::tensor(batch->input_ids).reshape({1, batch->seq_len});
-      inputs.token_type_ids = at::tensor(batch->token_type_ids).reshape({1, batch->seq_len});
-      inputs.attention_mask = at::tensor(batch->attention_mask).reshape({1, batch->seq_len});
+      inputs.input_ids =
+          at::tensor(batch->input_ids).reshape({1, batch->seq_len});
+      inputs.token_type_ids =
+          at::tensor(batch->token_type_ids).reshape({1, batch->seq_len});
+      inputs.attention_mask =
+          at::tensor(batch->attention_mask).reshape({1, batch->seq_len});
       c10::InferenceMode guard;
-      auto hook = AdapterHook::Create(*(*served)->adapter, RankSpec::Single(rank));
+      auto hook =
+          AdapterHook::Create(*(*served)->adapter, RankSpec::Single(rank));
       EXPECT_TRUE(hook.ok());
       auto outputs = encoder.Forward(inputs, hook->get());
       EXPECT_TRUE(outputs.ok());
@@ -131,13 +137,59 @@ TEST_F(DyloraServiceTest, ClassifyAtAnExplicitRankMatchesTheCoreLibrary) {
       for (float score : prediction.scores()) sum += score;
       EXPECT_NEAR(sum, 1.0f, 1e-5);
       const auto& logits = prediction.logits();
-      EXPECT_EQ(prediction.label(),
-                std::max_element(logits.begin(), logits.end()) - logits.begin());
+      EXPECT_EQ(
+          prediction.label(),
+          std::max_element(logits.begin(), logits.end()) - logits.begin());
     }
     EXPECT_GT(response.timings().total_seconds(), 0);
-    EXPECT_GE(response.timings().batch_size(), static_cast<int64_t>(kTexts.size()));
+    EXPECT_GE(response.timings().batch_size(),
+              static_cast<int64_t>(kTexts.size()));
     ExpectNear(Logits(response), ReferenceLogits("sst", kTexts, rank), 1e-4);
   }
+}
+
+TEST_F(DyloraServiceTest, TheAdaptersStoredHeadKindIsHonoured) {
+  // Same seed, so the same tensors; one adapter declares a mean-pooled head.
+  const std::string mean_path =
+      server_.AddAdapter("mean", 11, HeadKind::kMeanPooled);
+  const std::string text = kTexts[1];
+  v1::ClassifyRequest request = Request("mean", {text});
+  request.set_rank(4);
+  v1::ClassifyResponse mean_response, pooler_response;
+  ASSERT_TRUE(Classify(request, &mean_response).ok());
+  request.set_adapter("sst");
+  ASSERT_TRUE(Classify(request, &pooler_response).ok());
+
+  // Independent reference: mean of the rank-4 token vectors (one unpadded
+  // text: every token is real) through the file's classifier tensors.
+  const Encoder& encoder = server_.server().runtime().encoder();
+  auto adapter = LoadAdapter(mean_path, encoder);
+  ASSERT_TRUE(adapter.ok()) << adapter.status();
+  auto tokenizer = Tokenizer::FromTokenizerJsonFile(
+      dylora::testing::ModelDir() + "/tokenizer.json");
+  ASSERT_TRUE(tokenizer.ok());
+  tokenizer->set_padding(std::nullopt);
+  auto batch = tokenizer->EncodeBatchRectangular({text});
+  ASSERT_TRUE(batch.ok());
+  c10::InferenceMode guard;
+  auto hook = AdapterHook::Create(**adapter, RankSpec::Single(4));
+  ASSERT_TRUE(hook.ok());
+  auto outputs = encoder.Forward(
+      {at::tensor(batch->input_ids).reshape({1, batch->seq_len}),
+       at::tensor(batch->token_type_ids).reshape({1, batch->seq_len}),
+       {}},
+      hook->get());
+  ASSERT_TRUE(outputs.ok());
+  const at::Tensor expected =
+      at::linear(outputs->last_hidden_state.mean(1),
+                 *(*adapter)->FindHeadTensor("classifier.weight"),
+                 *(*adapter)->FindHeadTensor("classifier.bias"));
+  const std::vector<float> want(expected.data_ptr<float>(),
+                                expected.data_ptr<float>() + expected.numel());
+  ExpectNear(Logits(mean_response), want, 1e-4);
+  // The pooler-head adapter with the same tensors answers differently.
+  EXPECT_GT(std::abs(Logits(mean_response)[0] - Logits(pooler_response)[0]),
+            1e-3);
 }
 
 TEST_F(DyloraServiceTest, DifferentRanksGiveDifferentLogits) {
@@ -185,7 +237,8 @@ TEST_F(DyloraServiceTest, TextPairsAreEncodedAsPairs) {
   v1::ClassifyResponse single_response, pair_response;
   ASSERT_TRUE(Classify(single, &single_response).ok());
   ASSERT_TRUE(Classify(pair, &pair_response).ok());
-  EXPECT_GT(std::abs(Logits(single_response)[0] - Logits(pair_response)[0]), 1e-5);
+  EXPECT_GT(std::abs(Logits(single_response)[0] - Logits(pair_response)[0]),
+            1e-5);
 }
 
 TEST_F(DyloraServiceTest, BadRequestsGetTheRightCodeAndAMessage) {
@@ -196,7 +249,8 @@ TEST_F(DyloraServiceTest, BadRequestsGetTheRightCodeAndAMessage) {
     std::string message;
   };
   std::vector<Case> cases;
-  cases.push_back({"unknown adapter", Request("nope", {"x"}), grpc::NOT_FOUND, "nope"});
+  cases.push_back(
+      {"unknown adapter", Request("nope", {"x"}), grpc::NOT_FOUND, "nope"});
   {
     auto r = Request("sst", {"x"});
     r.set_rank(9);
@@ -206,21 +260,24 @@ TEST_F(DyloraServiceTest, BadRequestsGetTheRightCodeAndAMessage) {
     r.set_profile("toaster");
     cases.push_back({"unknown profile", r, grpc::INVALID_ARGUMENT, "toaster"});
   }
-  cases.push_back({"no texts", Request("sst", {}), grpc::INVALID_ARGUMENT, "no input"});
-  cases.push_back({"empty text", Request("sst", {"ok", ""}), grpc::INVALID_ARGUMENT,
-                   "text 1 is empty"});
-  cases.push_back({"bad utf-8", Request("sst", {"caf\xc3"}), grpc::INVALID_ARGUMENT,
-                   "UTF-8"});
+  cases.push_back(
+      {"no texts", Request("sst", {}), grpc::INVALID_ARGUMENT, "no input"});
+  cases.push_back({"empty text", Request("sst", {"ok", ""}),
+                   grpc::INVALID_ARGUMENT, "text 1 is empty"});
+  cases.push_back({"bad utf-8", Request("sst", {"caf\xc3"}),
+                   grpc::INVALID_ARGUMENT, "UTF-8"});
   cases.push_back({"too long", Request("sst", {std::string(20000, 'a')}),
                    grpc::INVALID_ARGUMENT, "bytes"});
-  cases.push_back({"too many", Request("sst", std::vector<std::string>(65, "a")),
+  cases.push_back({"too many",
+                   Request("sst", std::vector<std::string>(65, "a")),
                    grpc::INVALID_ARGUMENT, "limit is 64"});
   cases.push_back({"backbone", Request("minilm", {"x"}), grpc::INVALID_ARGUMENT,
                    "backbone"});
   for (const Case& c : cases) {
     v1::ClassifyResponse response;
     grpc::Status status = Classify(c.request, &response);
-    EXPECT_EQ(status.error_code(), c.code) << c.name << ": " << status.error_message();
+    EXPECT_EQ(status.error_code(), c.code)
+        << c.name << ": " << status.error_message();
     EXPECT_THAT(status.error_message(), HasSubstr(c.message)) << c.name;
   }
 }
@@ -232,15 +289,17 @@ TEST_F(DyloraServiceTest, AMessageBeyondTheReceiveLimitIsResourceExhausted) {
   v1::ClassifyRequest request = Request("sst", {std::string(7 << 19, 'a')});
   v1::ClassifyResponse response;
   grpc::Status status = Classify(request, &response);
-  EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED) << status.error_message();
+  EXPECT_EQ(status.error_code(), grpc::RESOURCE_EXHAUSTED)
+      << status.error_message();
   // The server is unharmed.
   ASSERT_TRUE(Classify(Request("sst", {"still fine"}), &response).ok());
 }
 
 TEST_F(DyloraServiceTest, ListGetLoadAndUnloadAdapters) {
   // Load a second adapter through the admin RPC, with a pre-warmed rank.
-  const std::string path = dylora::testing::WriteRandomAdapter(
-      server_.server().runtime().encoder(), server_.adapter_dir(), "mrpc-a", 21);
+  const std::string path =
+      dylora::testing::WriteRandomAdapter(server_.server().runtime().encoder(),
+                                          server_.adapter_dir(), "mrpc-a", 21);
   v1::LoadAdapterRequest load;
   load.set_name("mrpc");
   load.set_path(path);
@@ -298,12 +357,14 @@ TEST_F(DyloraServiceTest, ListGetLoadAndUnloadAdapters) {
   {
     grpc::ClientContext context;
     grpc::Status status = stub_->LoadAdapter(&context, load, &loaded);
-    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT) << status.error_message();
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT)
+        << status.error_message();
   }
   load.set_path(server_.adapter_dir() + "/missing");
   {
     grpc::ClientContext context;
-    EXPECT_EQ(stub_->LoadAdapter(&context, load, &loaded).error_code(), grpc::NOT_FOUND);
+    EXPECT_EQ(stub_->LoadAdapter(&context, load, &loaded).error_code(),
+              grpc::NOT_FOUND);
   }
   get.set_name("mrpc");
   {
@@ -326,12 +387,14 @@ TEST_F(DyloraServiceTest, ListGetLoadAndUnloadAdapters) {
               grpc::NOT_FOUND);
   }
   v1::ClassifyResponse response;
-  EXPECT_EQ(Classify(Request("mrpc", {"x"}), &response).error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(Classify(Request("mrpc", {"x"}), &response).error_code(),
+            grpc::NOT_FOUND);
 }
 
 TEST_F(DyloraServiceTest, MergedAndTruncatedPathsGiveTheSameAnswers) {
   // The same adapter twice: one pre-warmed at rank 4 (merged), one not.
-  ASSERT_TRUE(server_.server().runtime().LoadAdapter("merged", sst_path_, {4}).ok());
+  ASSERT_TRUE(
+      server_.server().runtime().LoadAdapter("merged", sst_path_, {4}).ok());
   v1::ClassifyRequest truncated = Request("sst", kTexts);
   truncated.set_rank(4);
   v1::ClassifyRequest merged = Request("merged", kTexts);
@@ -378,7 +441,8 @@ TEST(DyloraServiceAuthTest, AdminRpcsNeedTheBearerToken) {
   // Inference needs no token.
   v1::ClassifyResponse classified;
   grpc::ClientContext context;
-  EXPECT_TRUE(stub->Classify(&context, Request("a", {"fine"}), &classified).ok());
+  EXPECT_TRUE(
+      stub->Classify(&context, Request("a", {"fine"}), &classified).ok());
 }
 
 // Requests of random ranks from many threads share batches; every answer
@@ -429,7 +493,8 @@ TEST(DyloraServiceConcurrencyTest, MixedRankConcurrentRequestsMatchOneAtATime) {
         }
         int64_t seen = largest_batch.load();
         while (response.timings().batch_size() > seen &&
-               !largest_batch.compare_exchange_weak(seen, response.timings().batch_size())) {
+               !largest_batch.compare_exchange_weak(
+                   seen, response.timings().batch_size())) {
         }
       }
     });
@@ -481,14 +546,17 @@ TEST(DyloraServiceHotSwapTest, ReplacingUnderLoadFailsNoRequest) {
         }
         ++requests;
         // Odd versions were loaded from A, even from B.
-        const auto& expected = response.adapter_version() % 2 == 1 ? expected_a : expected_b;
+        const auto& expected =
+            response.adapter_version() % 2 == 1 ? expected_a : expected_b;
         if (std::abs(Logits(response)[0] - expected[0]) > 1e-4) ++mismatches;
       }
     });
   }
   // At least 6 swaps, and keep swapping until plenty of requests overlapped.
-  for (int swap = 0; swap < 6 || (requests.load() < 300 && swap < 400); ++swap) {
-    const std::string& path = swap % 2 == 0 ? path_a : path_b;  // versions 3, 4, ...
+  for (int swap = 0; swap < 6 || (requests.load() < 300 && swap < 400);
+       ++swap) {
+    const std::string& path =
+        swap % 2 == 0 ? path_a : path_b;  // versions 3, 4, ...
     auto loaded = server.server().runtime().LoadAdapter("sst", path, {});
     ASSERT_TRUE(loaded.ok()) << loaded.status();
   }

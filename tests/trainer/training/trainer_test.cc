@@ -5,11 +5,13 @@
 
 #include <ATen/ATen.h>
 
+#include <filesystem>
 #include <random>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/test_paths.h"
+#include "trainer/eval/rank_eval.h"
 
 namespace dylora {
 namespace {
@@ -50,6 +52,11 @@ TrainerOptions SmallOptions() {
   o.learning_rate = 1e-2;
   o.warmup_ratio = 0.0;
   o.seed = 11;
+  // The tiny fixture's config declares no dropout; turn it on so that
+  // determinism and resume cover the dropout generator too.
+  o.hidden_dropout = 0.1;
+  o.attention_dropout = 0.1;
+  o.classifier_dropout = 0.1;
   return o;
 }
 
@@ -93,14 +100,15 @@ TEST(TrainerTest, FrozenModeStepTouchesOnlyRowAndColumnB) {
       const at::Tensor& up_before = before[k++];
       for (int64_t r = 0; r < f.down.size(0); ++r) {
         const bool down_same = at::equal(f.down[r], down_before[r]);
-        const bool up_same = at::equal(f.up.select(1, r), up_before.select(1, r));
+        const bool up_same =
+            at::equal(f.up.select(1, r), up_before.select(1, r));
         if (r == rank - 1) {
           EXPECT_FALSE(down_same) << id.ModulePath() << " row " << r;
         } else {
-          EXPECT_TRUE(down_same) << id.ModulePath() << " row " << r
-                                 << " moved at rank " << rank;
-          EXPECT_TRUE(up_same) << id.ModulePath() << " col " << r
-                               << " moved at rank " << rank;
+          EXPECT_TRUE(down_same)
+              << id.ModulePath() << " row " << r << " moved at rank " << rank;
+          EXPECT_TRUE(up_same)
+              << id.ModulePath() << " col " << r << " moved at rank " << rank;
         }
       }
     }
@@ -115,12 +123,13 @@ TEST(TrainerTest, LoraTrainsEveryRankAtOnce) {
   options.method = TrainMethod::kLora;
   auto trainer = Trainer::Create(*encoder, data, options);
   ASSERT_TRUE(trainer.ok());
-  ASSERT_TRUE((*trainer)->RunSteps(1).ok());  // up is zero: only down... 
+  ASSERT_TRUE((*trainer)->RunSteps(1).ok());  // up is zero: only down...
   ASSERT_TRUE((*trainer)->RunSteps(1).ok());  // ... then every column moves
   std::vector<at::Tensor> before = Snapshot(**trainer);
   int64_t rank = 0;
-  ASSERT_TRUE(
-      (*trainer)->RunSteps(1, [&](const StepReport& r) { rank = r.rank; }).ok());
+  ASSERT_TRUE((*trainer)
+                  ->RunSteps(1, [&](const StepReport& r) { rank = r.rank; })
+                  .ok());
   EXPECT_EQ(rank, 8);
   const LoraFactors& f = (*trainer)->adapter().factors().front().second;
   for (int64_t r = 0; r < 8; ++r) {
@@ -207,18 +216,84 @@ TEST(TrainerTest, FullFineTuningTrainsACopyAndLeavesTheSharedEncoderAlone) {
   ASSERT_TRUE(trainer.ok()) << trainer.status();
   ASSERT_TRUE((*trainer)->trains_backbone());
   ASSERT_TRUE((*trainer)->RunSteps(3).ok());
-  EXPECT_TRUE(at::equal(*encoder->LinearWeight({0, LinearKind::kQuery}),
-                        shared_query));
-  EXPECT_FALSE(at::equal(
-      *(*trainer)->model().LinearWeight({0, LinearKind::kQuery}), shared_query));
+  EXPECT_TRUE(
+      at::equal(*encoder->LinearWeight({0, LinearKind::kQuery}), shared_query));
+  EXPECT_FALSE(
+      at::equal(*(*trainer)->model().LinearWeight({0, LinearKind::kQuery}),
+                shared_query));
   // Resume restores the trained backbone copy too.
   testing::ScopedTempDir dir;
   ASSERT_TRUE((*trainer)->SaveCheckpoint(dir.path() + "/ckpt").ok());
   auto resumed = Trainer::Create(*encoder, data, options);
   ASSERT_TRUE((*resumed)->LoadCheckpoint(dir.path() + "/ckpt").ok());
-  EXPECT_TRUE(at::equal(
-      *(*resumed)->model().LinearWeight({0, LinearKind::kQuery}),
-      *(*trainer)->model().LinearWeight({0, LinearKind::kQuery})));
+  EXPECT_TRUE(
+      at::equal(*(*resumed)->model().LinearWeight({0, LinearKind::kQuery}),
+                *(*trainer)->model().LinearWeight({0, LinearKind::kQuery})));
+}
+
+TEST(TrainerTest, DropoutRatesComeFromTheConfigUnlessGiven) {
+  auto encoder = TinyBert();
+  TokenizedDataset data = SyntheticData(8);
+  TrainerOptions options = SmallOptions();
+  options.hidden_dropout.reset();
+  options.attention_dropout.reset();
+  options.classifier_dropout.reset();
+  auto from_config = Trainer::Create(*encoder, data, options);
+  ASSERT_TRUE(from_config.ok());
+  EXPECT_EQ((*from_config)->dropout().hidden, 0.0);  // tiny-bert's config
+  EXPECT_EQ((*from_config)->dropout().attention, 0.0);
+  EXPECT_EQ((*from_config)->dropout().classifier, 0.0);
+  auto given = Trainer::Create(*encoder, data, SmallOptions());
+  ASSERT_TRUE(given.ok());
+  EXPECT_EQ((*given)->dropout().hidden, 0.1);
+  EXPECT_EQ((*given)->dropout().attention, 0.1);
+  EXPECT_EQ((*given)->dropout().classifier, 0.1);
+}
+
+TEST(TrainerTest, DropoutActsInTrainingOnlyAndFollowsTheSeed) {
+  auto encoder = TinyBert();
+  TokenizedDataset data = SyntheticData(64);
+  TrainerOptions with = SmallOptions();
+  TrainerOptions without = SmallOptions();
+  without.hidden_dropout = without.attention_dropout =
+      without.classifier_dropout = 0.0;
+  auto a = Trainer::Create(*encoder, data, with);
+  auto b = Trainer::Create(*encoder, data, without);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ExpectIdentical(Snapshot(**a), Snapshot(**b));  // same init
+  ASSERT_TRUE((*a)->RunSteps(1).ok());
+  ASSERT_TRUE((*b)->RunSteps(1).ok());
+  // The same step with and without dropout masks updates differently.
+  const auto sa = Snapshot(**a), sb = Snapshot(**b);
+  bool any_differs = false;
+  for (size_t i = 0; i < sa.size(); ++i)
+    any_differs |= !at::equal(sa[i], sb[i]);
+  EXPECT_TRUE(any_differs);
+
+  // Evaluation draws no masks: two evaluations agree exactly.
+  TokenizedDataset dev = SyntheticData(24);
+  auto p1 = PredictAtRank(*encoder, (*a)->adapter(), (*a)->head(), dev, 3, 8);
+  auto p2 = PredictAtRank(*encoder, (*a)->adapter(), (*a)->head(), dev, 3, 8);
+  ASSERT_TRUE(p1.ok() && p2.ok());
+  EXPECT_EQ(*p1, *p2);
+}
+
+TEST(TrainerTest, CheckpointWithoutDropoutStateIsRefused) {
+  auto encoder = TinyBert();
+  TokenizedDataset data = SyntheticData(40);
+  testing::ScopedTempDir dir;
+  const std::string checkpoint = dir.path() + "/ckpt";
+  auto first = Trainer::Create(*encoder, data, SmallOptions());
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE((*first)->RunSteps(2).ok());
+  ASSERT_TRUE((*first)->SaveCheckpoint(checkpoint).ok());
+  ASSERT_TRUE(std::filesystem::remove(checkpoint + "/rng.safetensors"));
+  auto second = Trainer::Create(*encoder, data, SmallOptions());
+  ASSERT_TRUE(second.ok());
+  absl::Status status = (*second)->LoadCheckpoint(checkpoint);
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr("rng.safetensors"));
+  EXPECT_EQ((*second)->step(), 0);
 }
 
 TEST(TrainerTest, BadOptionsAreRejected) {
@@ -226,6 +301,12 @@ TEST(TrainerTest, BadOptionsAreRejected) {
   TokenizedDataset data = SyntheticData(8);
   TrainerOptions options = SmallOptions();
   options.batch_size = 0;
+  EXPECT_FALSE(Trainer::Create(*encoder, data, options).ok());
+  options = SmallOptions();
+  options.hidden_dropout = 1.0;
+  EXPECT_FALSE(Trainer::Create(*encoder, data, options).ok());
+  options = SmallOptions();
+  options.classifier_dropout = -0.5;
   EXPECT_FALSE(Trainer::Create(*encoder, data, options).ok());
   options = SmallOptions();
   options.adapter.r_min = 9;
