@@ -76,6 +76,25 @@ MAIN_VARIANTS=(
   "lora-r8trunc  table2  --method lora --r-min 1 --r-max 8"
 )
 
+# The defaults sweep (dev only): one DyLoRA run per setting on SST-2 at the
+# quickstart's budget, each varying the base in one respect. README's
+# defaults come from this table (docs/reproduction.md, "Defaults sweep").
+SWEEP_TASK=sst2
+SWEEP_SEEDS="1"
+SWEEP_BUDGET="--max-steps 400 --max-seq-len 64 --batch-size 32"
+SWEEP_BASE="--method dylora --r-min 1 --r-max 8 --targets query,key,value,attention.output,intermediate,output --lr 2e-3 --head-lr 2e-3 --update-mode frozen --head auto"
+SWEEP_VARIANTS=(
+  # variant             flags replacing the base's
+  "sweep-base"
+  "sweep-qv             --targets query,value"
+  "sweep-lr1e-3         --lr 1e-3 --head-lr 1e-3"
+  "sweep-lr5e-3         --lr 5e-3 --head-lr 5e-3"
+  "sweep-headlr1e-2     --head-lr 1e-2"
+  "sweep-full-update    --update-mode full"
+  "sweep-no-dropout     --hidden-dropout 0 --attention-dropout 0 --classifier-dropout 0"
+  "sweep-pooler-head    --head pooler"
+)
+
 # Ablations (Tables 4 and 7) on one task, with that task's budget; the
 # reference row is the task's main DyLoRA run.
 ABLATION_TASK=sst2
@@ -157,11 +176,15 @@ add_runs() {
   done
 }
 
-# Order: every task's first seed (an interrupted reproduction already covers
+# Order: the defaults sweep, then every task's first seed (an interrupted reproduction already covers
 # every task), then the ablations, the further seeds, and last the long run
 # (an hour, but resumable).
 build_matrix() {
-  local task seed seeds
+  local task seed seeds sweep
+  mapfile -t sweep < <(sweep_lines)
+  for seed in $SWEEP_SEEDS; do
+    add_runs "$SWEEP_TASK" "$seed" "$SWEEP_BUDGET" 0 "${sweep[@]}"
+  done
   for task in "${TASKS[@]}"; do
     read -ra seeds <<<"${TASK_SEEDS[$task]}"
     add_runs "$task" "${seeds[0]}" "${TASK_BUDGET[$task]}" 0 "${MAIN_VARIANTS[@]}"
@@ -178,6 +201,35 @@ build_matrix() {
   done
   for seed in $LONG_SEEDS; do
     add_runs "$LONG_TASK" "$seed" "$LONG_BUDGET" 1 "${LONG_VARIANTS[@]}"
+  done
+}
+
+# override_flags BASE OVERRIDES: BASE's "--flag value" pairs with those that
+# OVERRIDES names replaced, and OVERRIDES' new flags appended.
+override_flags() {
+  local -a base over
+  read -ra base <<<"$1"
+  read -ra over <<<"$2"
+  local -A value
+  local order=() i
+  for ((i = 0; i < ${#base[@]}; i += 2)); do
+    order+=("${base[i]}"); value[${base[i]}]=${base[i + 1]}
+  done
+  for ((i = 0; i < ${#over[@]}; i += 2)); do
+    [[ -v value[${over[i]}] ]] || order+=("${over[i]}")
+    value[${over[i]}]=${over[i + 1]}
+  done
+  local out="" flag
+  for flag in "${order[@]}"; do out+=" $flag ${value[$flag]}"; done
+  echo "${out# }"
+}
+
+# The sweep's variant lines in add_runs' form (variant group flags).
+sweep_lines() {
+  local line variant overrides
+  for line in "${SWEEP_VARIANTS[@]}"; do
+    read -r variant overrides <<<"$line"
+    echo "$variant sweep $(override_flags "$SWEEP_BASE" "$overrides")"
   done
 }
 

@@ -6,9 +6,9 @@
 
 Reads every <results>/*.json (one dylora-train run each, format
 "dylora-run/1" plus the "id" and "group" that scripts/reproduce.sh adds) and
-writes a Markdown report (Tables 1/2, 5, the ablations of Tables 4 and 7,
-the long SST-2 run, computed readings, missing runs) and one SVG figure per
-task. Deterministic: the same inputs give byte-identical outputs (no
+writes a Markdown report (the defaults sweep, Tables 1/2, 5, the ablations
+of Tables 4 and 7, the long SST-2 run, computed readings, missing runs) and
+one SVG figure per task. Deterministic: the same inputs give byte-identical outputs (no
 timestamps, sorted inputs, fixed number formats). The block between
 <!-- notes --> and <!-- /notes --> of an existing report is kept.
 
@@ -19,6 +19,7 @@ import html
 import json
 import math
 import os
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ TASK_ORDER = ["sst2", "mrpc", "rte", "stsb", "cola"]
 TASK_NAMES = {"sst2": "SST-2", "mrpc": "MRPC", "rte": "RTE", "stsb": "STS-B",
               "cola": "CoLA", "qnli": "QNLI", "mnli": "MNLI", "qqp": "QQP"}
 MAIN_GROUPS = ("table1", "table2")
-KIND_ORDER = ("main", "ablation", "long")  # the row order of the budget table
+KIND_ORDER = ("sweep", "main", "ablation", "long")  # the budget table's row order
 SEARCH_RANKS = (1, 2, 4, 8)  # the LoRA search of Table 5, as run here
 MAX_RANK = 64  # the paper's largest; a result beyond it is not believed
 # Two values closer than this (in points, i.e. metric x 100) are "within
@@ -38,6 +39,16 @@ LONG_TARGETS = {"sst2": {8: 89.0, 1: 88.0}}
 NOTES_BEGIN, NOTES_END = "<!-- notes -->", "<!-- /notes -->"
 DEFAULT_NOTES = ("_A human's commentary goes here; this block is kept when "
                  "the report is regenerated._")
+# The defaults sweep: runs <task>-sweep-<variant>-s<seed>, each compared with
+# <task>-sweep-base-s<seed> on these settings (in this order), then on every
+# hyper field (HYPER_ORDER first, any other in name order).
+SWEEP_BASE = "base"
+SWEEP_SETTINGS = ("targets", "head", "update_mode", "rank_distribution", "alpha",
+                  "r_min", "r_max", "method")
+HYPER_ORDER = ("lr", "head_lr", "batch_size", "epochs", "max_steps", "warmup_ratio",
+               "weight_decay", "max_grad_norm", "grad_accumulation", "max_seq_len",
+               "hidden_dropout", "attention_dropout", "classifier_dropout")
+SWEEP_FLAT_SPREAD = 1.0  # points: "every rank within a point of the best"
 ROW_LABELS = {"dylora": "DyLoRA (one training, r 1..8)",
               "lora": "LoRA trained at that rank",
               "trunc": "LoRA r=8, truncated"}
@@ -73,6 +84,8 @@ def infer_group(run_id):
         return "ablation"
     if "-long-" in run_id:
         return "long"
+    if "-sweep-" in run_id:
+        return "sweep"
     return "table2"
 
 
@@ -272,13 +285,16 @@ def build_task(task, runs):
 
 
 def split_runs(runs):
-    """(tasks, ablation runs, long runs, unused (id, why)) from all runs."""
-    by_task, ablations, longs, unused = {}, [], [], []
+    """(tasks, sweep runs per task, ablation runs, long runs, unused (id, why))
+    from all runs."""
+    by_task, sweep_runs, ablations, longs, unused = {}, {}, [], [], []
     for run in runs:
         if run.group == "ablation":
             ablations.append(run)
         elif run.group == "long":
             longs.append(run)
+        elif run.group == "sweep":
+            sweep_runs.setdefault(run.task, []).append(run)
         elif run.group in MAIN_GROUPS and main_row(run):
             by_task.setdefault(run.task, []).append(run)
         else:
@@ -291,7 +307,16 @@ def split_runs(runs):
         unused += [(r.id, f"metric {r.metric}, not {metric}")
                    for r in by_task[task] if r.metric != metric]
         tasks[task] = build_task(task, [r for r in by_task[task] if r.metric == metric])
-    return tasks, ablations, longs, unused
+    sweeps = {}
+    for task in sorted(sweep_runs, key=task_key):
+        # One metric per sweep table too: the base run's (else the first's).
+        runs_of = sweep_runs[task]
+        bases = [r for r in runs_of if sweep_variant(r) == SWEEP_BASE]
+        metric = (bases or runs_of)[0].metric
+        unused += [(r.id, f"metric {r.metric}, not {metric}")
+                   for r in runs_of if r.metric != metric]
+        sweeps[task] = [r for r in runs_of if r.metric == metric]
+    return tasks, sweeps, ablations, longs, unused
 
 
 def rank_columns(runs):
@@ -360,6 +385,167 @@ def section_produced(runs):
     lines += md_table(["task", "group", "runs", "seeds", "budget", "steps", "batch",
                        "lr", "head lr", "max len", "train / dev examples"], rows)
     return lines + [""]
+
+
+def sweep_variant(run):
+    """The id's part between "<task>-sweep-" and "-s<seed>" (the whole id
+    when it is not of that form)."""
+    m = re.fullmatch(re.escape(run.task) + r"-sweep-(.+)-s" + re.escape(str(run.seed)),
+                     run.id)
+    return m.group(1) if m else run.id
+
+
+_UNSET = object()
+
+
+def sweep_settings(run):
+    """name -> value of what a sweep run may vary, in the report's order."""
+    values = {"targets": run.raw.get("targets", _UNSET),
+              "head": run.raw.get("head", _UNSET),
+              "update_mode": run.update_mode,
+              "rank_distribution": run.rank_distribution,
+              "alpha": run.raw.get("alpha", _UNSET),
+              "r_min": run.r_min, "r_max": run.r_max, "method": run.method}
+    for key in HYPER_ORDER:
+        values[key] = run.hyper.get(key, _UNSET)
+    for key in sorted(set(run.hyper) - set(HYPER_ORDER)):
+        values[key] = run.hyper[key]
+    return values
+
+
+def settings_diff(run, base):
+    """What `run` sets otherwise than `base`: "lr 0.005, head_lr 0.005"."""
+    mine, theirs = sweep_settings(run), sweep_settings(base)
+    keys = [*SWEEP_SETTINGS, *HYPER_ORDER]
+    keys += sorted((set(mine) | set(theirs)) - set(keys))
+    parts = []
+    for key in keys:
+        a, b = mine.get(key, _UNSET), theirs.get(key, _UNSET)
+        if (a is _UNSET) == (b is _UNSET) and (a is _UNSET or a == b):
+            continue
+        parts.append(f"{key} {'(not recorded)' if a is _UNSET else fmt_value(a)}")
+    return ", ".join(parts) if parts else "(same settings as base)"
+
+
+@dataclass
+class SweepRow:
+    """One variant of a sweep task, over its seeds."""
+    name: str
+    runs: dict = field(default_factory=dict)  # seed -> Run
+
+    def cell(self, rank):
+        return seed_stat({s: r.values[rank] for s, r in self.runs.items()
+                          if rank in r.values})
+
+    def mins(self):  # seed -> the run's worst rank's value
+        return {s: min(r.values.values()) for s, r in self.runs.items() if r.values}
+
+    def spreads(self):  # seed -> its best rank's value minus its worst's, in points
+        return {s: max(r.values.values()) - min(r.values.values())
+                for s, r in self.runs.items() if r.values}
+
+    def diff_text(self, bases):
+        if self.name == SWEEP_BASE:
+            return "—"
+        texts = [settings_diff(r, bases[s]) if s in bases else "(no base run)"
+                 for s, r in sorted(self.runs.items())]
+        return " / ".join(dict.fromkeys(texts)).replace("|", "\\|")
+
+    def train_time(self):
+        seconds = [r.train_seconds for _, r in sorted(self.runs.items())]
+        return fmt_seconds(statistics.fmean(seconds)) if any(seconds) else ""
+
+
+def sweep_rows(runs, expected):
+    """The variants of one sweep task: base first, then in the order of the
+    expected matrix, then the rest by id."""
+    rows = {}
+    for run in runs:
+        rows.setdefault(sweep_variant(run), SweepRow(sweep_variant(run))).runs[run.seed] = run
+    where = {run_id: n for n, run_id in enumerate(expected or [])}
+
+    def order(row):
+        ids = sorted(r.id for r in row.runs.values())
+        at = [where[i] for i in ids if i in where]
+        return (row.name != SWEEP_BASE, not at, min(at, default=0), ids[0])
+
+    return sorted(rows.values(), key=order)
+
+
+def section_sweep(sweeps, expected):
+    lines = ["## Defaults sweep", "",
+             "One DyLoRA training per setting, each changing the base run "
+             "(`<task>-sweep-base-s<seed>`) in one respect; README's recommended "
+             "defaults are chosen from these tables (README links here). The sweep "
+             "is scored on the dev set only, the set the other tables report on: "
+             "there is no held-out split behind the choice, so the chosen setting's "
+             "numbers are optimistic for it. Cells are the primary metric ×100 "
+             "(`mean ± std (n seeds)`, or the plain value for one seed); “min” is a "
+             "training's worst rank, “spread” its best rank minus its worst (points), "
+             "both per training and then over seeds; “differs from base” is read "
+             "off the runs' recorded settings.", ""]
+    if not sweeps:
+        return lines + ["No sweep runs yet.", ""]
+    for task, runs in sweeps.items():
+        rows = sweep_rows(runs, expected)
+        bases = next((row.runs for row in rows if row.name == SWEEP_BASE), {})
+        ranks = sorted({k for r in runs for k in range(r.r_min, r.r_max + 1)}
+                       | {k for r in runs for k in r.values})
+        lines += [f"### {TASK_NAMES.get(task, task)} ({metric_label(runs[0].metric)}; "
+                  f"{seeds_text(r.seed for r in runs)}; "
+                  f"{distinct(budget_text(r.hyper) for r in runs)})", ""]
+        table = [[row.name, row.diff_text(bases)]
+                 + [fmt_cell(row.cell(k)) for k in ranks]
+                 + [fmt_cell(seed_stat(row.mins())), fmt_cell(seed_stat(row.spreads())),
+                    row.train_time()] for row in rows]
+        lines += md_table(["variant", "differs from base", *[f"r={k}" for k in ranks],
+                           "min", "spread", "train time"], table)
+        lines += [""] + sweep_sentences(rows, bases) + [""]
+    return lines
+
+
+def sweep_sentences(rows, bases):
+    scored = [(row, seed_stat(row.mins()), seed_stat(row.spreads()))
+              for row in rows if row.mins()]
+    if not scored:
+        return ["No sweep run has a metric yet."]
+    # As shown: values equal to one decimal tie.
+    top = max(float(fmt(m.mean)) for _, m, _ in scored)
+    leaders = [(row, m, s) for row, m, s in scored if float(fmt(m.mean)) == top]
+    names = " and ".join(f"**{row.name}**" for row, _, _ in leaders)
+    if len(leaders) == 1:
+        lines = [f"Highest worst-rank value (min): {names}, {fmt(top)}, with a spread "
+                 f"of {fmt(leaders[0][2].mean)} points."]
+    else:
+        lines = [f"Highest worst-rank value (min): {names} tie at {fmt(top)}, with "
+                 "spreads of " + " and ".join(fmt(s.mean) for _, _, s in leaders)
+                 + " points."]
+    flat = [row.name for row, _, s in scored if float(fmt(s.mean)) <= SWEEP_FLAT_SPREAD]
+    lines.append(f"Spread ≤ {fmt(SWEEP_FLAT_SPREAD)} point (every rank within a point "
+                 f"of the best): {', '.join(flat)}." if flat else
+                 f"No variant has a spread ≤ {fmt(SWEEP_FLAT_SPREAD)} point.")
+    base = next((row for row in rows if row.name == SWEEP_BASE), None)
+    if base is None or not base.mins():
+        return lines + ["No base run yet: no change can be measured against it."]
+    lines += ["", "Each change against the base (same seeds; “within noise” as in "
+              "“An honest reading” below):", ""]
+    for row in rows:
+        if row is base or not row.mins():
+            continue
+        common = sorted(set(row.mins()) & set(base.mins()))
+        if not common:
+            lines.append(f"- {row.name}: no base run of the same seed to compare with.")
+            continue
+
+        def over(values):
+            return seed_stat({s: values[s] for s in common})
+
+        diff, verdict = compare(over(row.mins()), over(base.mins()))
+        lines.append(f"- {row.name}: min {fmt(diff, True)} points vs base "
+                     f"({fmt(over(row.mins()).mean)} vs {fmt(over(base.mins()).mean)}, "
+                     f"{verdict}); spread {fmt(over(row.spreads()).mean)} vs "
+                     f"{fmt(over(base.spreads()).mean)} points.")
+    return lines
 
 
 def task_table(t, ranks):
@@ -923,12 +1109,13 @@ def write_atomically(path, text):
 
 
 def build_report(runs, problems, expected, notes, figure_links):
-    tasks, ablations, longs, unused = split_runs(runs)
+    tasks, sweeps, ablations, longs, unused = split_runs(runs)
     ranks = rank_columns(runs)
     lines = ["# Reproducing DyLoRA (arXiv 2210.07558) on all-MiniLM-L6-v2", "",
              "Generated by `scripts/reproduce_report.py` from `results/*.json`; "
              "edit only the notes block, the rest is rewritten.", ""]
     lines += section_produced(runs)
+    lines += section_sweep(sweeps, expected)
     lines += section_tasks(tasks, ranks, figure_links)
     lines += section_cost(tasks)
     lines += section_ablations(ablations, tasks, ranks)
@@ -961,7 +1148,7 @@ def main(argv=None):
     args = parse_args(argv)
     out, figures = Path(args.out), Path(args.figures)
     runs, problems = load_runs(args.results)
-    tasks, _, _, _ = split_runs(runs)
+    tasks = split_runs(runs)[0]
     ranks = rank_columns(runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     figures.mkdir(parents=True, exist_ok=True)

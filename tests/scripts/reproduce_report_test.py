@@ -3,8 +3,8 @@
 
 The report is generated from hand-made results (fixtures/: MRPC with seeds
 1 and 2, complete; SST-2 with one seed, LoRA r=4 missing, the three
-ablations and the long run) and its numbers are checked against values
-computed here by hand. reproduce.sh is checked without a built trainer:
+ablations, the long run and three runs of the defaults sweep: base, qv and
+lr5e-3) and its numbers are checked against values computed here by hand. reproduce.sh is checked without a built trainer:
 --list, --dry-run, --report, its error when the binary is missing, and
 real runs with a small stand-in for dylora-train.
 
@@ -198,6 +198,125 @@ class ReportTest(unittest.TestCase):
         for path in self.results.glob("*.json"):
             path.unlink()
         self.assertIn("No results yet.", self.report())
+
+    # -- The defaults sweep ----------------------------------------------------
+    SWEEP_IDS = ("sst2-sweep-base-s1", "sst2-sweep-qv-s1", "sst2-sweep-lr5e-3-s1")
+
+    def sweep_fixture(self, run_id):
+        return json.loads((self.results / f"{run_id}.json").read_text())
+
+    def write_result(self, run):
+        (self.results / f"{run['id']}.json").write_text(json.dumps(run, indent=2))
+
+    def sweep_table(self, text, task="SST-2"):
+        sweep = section(text, "## Defaults sweep")
+        start = sweep.index(f"### {task} (")
+        return sweep[start:]
+
+    def test_sweep_section_comes_before_the_task_tables(self):
+        text = self.report()
+        self.assertLess(text.index("## How it was produced"), text.index("## Defaults sweep"))
+        self.assertLess(text.index("## Defaults sweep"),
+                        text.index("## Tables 1 and 2: every rank, per task"))
+        sweep = section(text, "## Defaults sweep")
+        self.assertIn("dev set only", sweep)
+        self.assertIn("README", sweep)
+        self.assertIn("### SST-2 (accuracy ×100; seed 1; max 400 steps)", sweep)
+        self.assertIn("| variant | differs from base | r=1 | r=2 | r=3 | r=4 | r=5 | r=6 "
+                      "| r=7 | r=8 | min | spread | train time |", sweep)
+
+    def test_sweep_differs_from_base(self):
+        table = self.sweep_table(self.report())
+        self.assertEqual(table_row(table, "base")[1], "—")
+        self.assertEqual(table_row(table, "qv")[1], "targets query,value")
+        self.assertEqual(table_row(table, "lr5e-3")[1], "lr 0.005, head_lr 0.005")
+        # A run of another kind of change, made here: the three dropouts.
+        run = self.sweep_fixture("sst2-sweep-base-s1")
+        run["id"] = "sst2-sweep-no-dropout-s1"
+        run["hyper"].update(hidden_dropout=0.0, attention_dropout=0.0,
+                            classifier_dropout=0.0)
+        self.write_result(run)
+        table = self.sweep_table(self.report())
+        self.assertEqual(table_row(table, "no-dropout")[1],
+                         "hidden_dropout 0, attention_dropout 0, classifier_dropout 0")
+
+    def test_sweep_row_order(self):
+        def variants(text):
+            return [line.split("|")[1].strip() for line in
+                    self.sweep_table(text).splitlines() if line.startswith("| ")][1:]
+        # Base first, then by id ...
+        self.assertEqual(variants(self.report()), ["base", "lr5e-3", "qv"])
+        # ... or in the order of the expected matrix.
+        text = self.report("--expected", "sst2-sweep-qv-s1,sst2-sweep-lr1e-3-s1,"
+                           "sst2-sweep-lr5e-3-s1,sst2-sweep-base-s1")
+        self.assertEqual(variants(text), ["base", "qv", "lr5e-3"])
+
+    def test_sweep_min_spread_and_time_by_hand(self):
+        text = self.report()
+        table = self.sweep_table(text)
+        expected = {}
+        for run_id in self.SWEEP_IDS:
+            run = self.sweep_fixture(run_id)
+            values = [100 * r["metrics"]["accuracy"] for r in run["ranks"]]
+            expected[run_id] = (min(values), max(values) - min(values))
+        for run_id, variant, low, spread, time in (
+                ("sst2-sweep-base-s1", "base", "84.0", "2.8", "4m10s"),
+                ("sst2-sweep-qv-s1", "qv", "85.2", "0.9", "3m00s"),
+                ("sst2-sweep-lr5e-3-s1", "lr5e-3", "83.0", "4.4", "4m11s")):
+            row = table_row(table, variant)
+            self.assertEqual(f"{expected[run_id][0]:.1f}", low)
+            self.assertEqual(f"{expected[run_id][1]:.1f}", spread)
+            self.assertEqual(row[-3:], [low, spread, time], variant)
+        self.assertEqual(table_row(table, "qv")[2:10],
+                         ["85.2", "85.4", "85.5", "85.7", "85.8", "85.9", "86.0", "86.1"])
+        self.assertIn("Highest worst-rank value (min): **qv**, 85.2, with a spread of "
+                      "0.9 points.", table)
+        self.assertIn("(every rank within a point of the best): qv.", table)
+        # 85.2 - 84.0 and 83.0 - 84.0; one seed: within noise means within 0.5.
+        self.assertIn("- qv: min +1.2 points vs base (85.2 vs 84.0, above); "
+                      "spread 0.9 vs 2.8 points.", table)
+        self.assertIn("- lr5e-3: min -1.0 points vs base (83.0 vs 84.0, below); "
+                      "spread 4.4 vs 2.8 points.", table)
+
+    def test_sweep_runs_are_neither_unused_nor_outside_the_matrix(self):
+        missing = section(self.report(), "## Missing runs")
+        self.assertNotIn("Results in no table", missing)
+        for run_id in self.SWEEP_IDS:
+            self.assertNotIn(run_id, missing)
+        missing = section(self.report("--expected", ",".join(
+            self.SWEEP_IDS + ("sst2-sweep-lr1e-3-s1",))), "## Missing runs")
+        self.assertIn("1 of 4 runs of the matrix have no result yet", missing)
+        self.assertIn("- SST-2: `sst2-sweep-lr1e-3-s1`", missing)
+        self.assertNotIn("Results in no table", missing)
+        for run_id in self.SWEEP_IDS:
+            self.assertNotIn(run_id, missing)
+
+    def test_sweep_over_seeds_and_without_base(self):
+        for run_id, shift in (("sst2-sweep-base-s1", 0.02), ("sst2-sweep-qv-s1", -0.01)):
+            run = self.sweep_fixture(run_id)
+            run["id"], run["seed"] = run_id.replace("-s1", "-s2"), 2
+            for entry in run["ranks"]:
+                entry["metrics"]["accuracy"] += shift
+            self.write_result(run)
+        table = self.sweep_table(self.report())
+        self.assertIn("### SST-2 (accuracy ×100; seeds 1, 2; max 400 steps)", table)
+        base, qv = table_row(table, "base"), table_row(table, "qv")
+        self.assertEqual(base[2], fmt_cell([0.840, 0.860]))   # r=1
+        self.assertEqual(base[-3], fmt_cell([0.840, 0.860]))  # min
+        self.assertEqual(qv[-3], fmt_cell([0.852, 0.842]))
+        self.assertEqual(qv[-2], "0.9 ± 0.0 (2)")  # the shift keeps the spread
+        # qv's and base's mins over seeds 1 and 2: 84.7 vs 85.0.
+        self.assertIn("- qv: min -0.3 points vs base (84.7 vs 85.0, within noise)", table)
+        # lr5e-3 has seed 1 only: compared on seed 1.
+        self.assertIn("- lr5e-3: min -1.0 points vs base (83.0 vs 84.0, below)", table)
+        for seed in (1, 2):
+            (self.results / f"sst2-sweep-base-s{seed}.json").unlink()
+        text = self.report()
+        table = self.sweep_table(text)
+        self.assertEqual(table_row(table, "qv")[1], "(no base run)")
+        self.assertEqual(table_row(table, "lr5e-3")[1], "(no base run)")
+        self.assertIn("No base run yet", table)
+        self.assertNotIn("Results in no table", section(text, "## Missing runs"))
 
 
 # A stand-in for dylora-train: writes a result.json for its flags (accuracy
