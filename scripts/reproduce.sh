@@ -93,6 +93,11 @@ SWEEP_VARIANTS=(
   "sweep-full-update    --update-mode full"
   "sweep-no-dropout     --hidden-dropout 0 --attention-dropout 0 --classifier-dropout 0"
   "sweep-pooler-head    --head pooler"
+  # Round 2: the two changes that helped, together, then more of them.
+  "sweep-full-headlr1e-2          --update-mode full --head-lr 1e-2"
+  "sweep-full-headlr1e-2-lr3e-3   --update-mode full --head-lr 1e-2 --lr 3e-3"
+  "sweep-full-headlr1e-2-batch64  --update-mode full --head-lr 1e-2 --batch-size 64"
+  "sweep-full-headlr1e-2-qv       --update-mode full --head-lr 1e-2 --targets query,value"
 )
 
 # Ablations (Tables 4 and 7) on one task, with that task's budget; the

@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--batch-size", t.batch_size, "examples per micro-batch")
       ->capture_default_str();
+  app.add_flag("--group-by-length,!--no-group-by-length", t.group_by_length,
+               "batches of similar lengths (less padding)")
+      ->capture_default_str();
   app.add_option("--grad-accum", t.grad_accumulation,
                  "micro-batches per optimizer step (same rank for all)")
       ->capture_default_str();

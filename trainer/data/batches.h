@@ -47,4 +47,16 @@ Batch MakeBatch(const TokenizedDataset& data, absl::Span<const size_t> indices);
 // with (seed, epoch), so a resumed run sees the same order.
 std::vector<size_t> EpochOrder(size_t n, uint64_t seed, int64_t epoch);
 
+// `order` regrouped so that consecutive runs of `batch_size` indices have
+// similar lengths (less padding: on SST-2's short phrases a random batch is
+// mostly padding): each megabatch of kBatchesPerMegabatch batches is sorted
+// by length, cut into batches, and the batches are shuffled (seeded by
+// seed and epoch). Examples stay within their megabatch, so the epoch is
+// still a random permutation at that scale (transformers' group_by_length).
+inline constexpr size_t kBatchesPerMegabatch = 50;
+std::vector<size_t> GroupByLength(const std::vector<size_t>& order,
+                                  const TokenizedDataset& data,
+                                  size_t batch_size, uint64_t seed,
+                                  int64_t epoch);
+
 }  // namespace dylora

@@ -182,15 +182,23 @@ absl::Status Trainer::Init() {
                                         : options_.epochs * steps_per_epoch;
   warmup_steps_ = static_cast<int64_t>(
       std::ceil(options_.warmup_ratio * static_cast<double>(total_steps_)));
-  order_ = EpochOrder(train_.examples.size(), options_.seed, epoch_);
+  order_ = OrderOfEpoch(epoch_);
   return absl::OkStatus();
+}
+
+std::vector<size_t> Trainer::OrderOfEpoch(int64_t epoch) const {
+  std::vector<size_t> order =
+      EpochOrder(train_.examples.size(), options_.seed, epoch);
+  if (!options_.group_by_length) return order;
+  return GroupByLength(order, train_, static_cast<size_t>(options_.batch_size),
+                       options_.seed, epoch);
 }
 
 std::vector<size_t> Trainer::NextIndices() {
   if (offset_ >= order_.size()) {
     ++epoch_;
     offset_ = 0;
-    order_ = EpochOrder(train_.examples.size(), options_.seed, epoch_);
+    order_ = OrderOfEpoch(epoch_);
   }
   const size_t end = std::min(
       order_.size(), offset_ + static_cast<size_t>(options_.batch_size));
@@ -301,6 +309,7 @@ std::string Trainer::StateJson() const {
       {"train_examples", train_.examples.size()},
       {"batch_size", options_.batch_size},
       {"grad_accumulation", options_.grad_accumulation},
+      {"group_by_length", options_.group_by_length},
   };
   return state.dump(2) + "\n";
 }
@@ -372,6 +381,14 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
     return absl::FailedPreconditionError(
         absl::StrCat(state_path, ": checkpoint is not for method ",
                      TrainMethodName(options_.method)));
+  }
+  auto grouped = state.find("group_by_length");
+  if (grouped == state.end() || !grouped->is_boolean() ||
+      grouped->get<bool>() != options_.group_by_length) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(state_path,
+                     ": checkpoint's data order (group_by_length) differs "
+                     "from this run's"));
   }
   DYLORA_ASSIGN_OR_RETURN(int64_t step, get_int("step"));
   DYLORA_ASSIGN_OR_RETURN(int64_t epoch, get_int("epoch"));
@@ -465,7 +482,7 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
   step_ = step;
   epoch_ = epoch;
   offset_ = static_cast<size_t>(offset);
-  order_ = EpochOrder(train_.examples.size(), options_.seed, epoch_);
+  order_ = OrderOfEpoch(epoch_);
   // Replay the rank draws so the resumed run samples what the original did.
   DYLORA_ASSIGN_OR_RETURN(
       RankSampler sampler,

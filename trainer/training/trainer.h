@@ -60,6 +60,8 @@ struct TrainerOptions {
   double warmup_ratio = 0.06;
   double max_grad_norm = 1.0;  // <= 0: no clipping
   int64_t batch_size = 32;     // per micro-batch
+  // Batches of similar lengths (GroupByLength): less padding, faster steps.
+  bool group_by_length = true;
   int64_t grad_accumulation = 1;
   int64_t epochs = 1;
   int64_t max_steps = -1;  // > 0 overrides epochs
@@ -127,6 +129,8 @@ class Trainer {
                                   UpdateMode mode);
   std::vector<bool> ActiveSlots(int64_t rank) const;
   std::string StateJson() const;
+  // The data order of epoch `epoch` (shuffled, grouped by length if asked).
+  std::vector<size_t> OrderOfEpoch(int64_t epoch) const;
 
   const Encoder& encoder_;
   const TokenizedDataset& train_;
