@@ -25,9 +25,9 @@ step "2/5 building dylora-train, dylora-serve, dylora-client (ccache + a precomp
 cmake -S "$ROOT" -B "$BUILD" -G Ninja >/dev/null
 cmake --build "$BUILD" -j "$(nproc)" --target dylora-train dylora-serve dylora-client
 
-step "3/5 training DyLoRA r=1..8 on SST-2 (all-MiniLM-L6-v2, 300 steps), then every rank on the dev set"
+step "3/5 training DyLoRA r=1..8 on SST-2 (all-MiniLM-L6-v2, 1000 steps of 32, dylora-train's defaults), then every rank on the dev set"
 "$BUILD/trainer/dylora-train" --task sst2 --output "$OUT" --overwrite \
-  --max-steps 300 --batch-size 32 --max-seq-len 64 --lr 2e-3 --seed 1 "$@"
+  --max-steps 1000 --max-seq-len 64 --seed 1 "$@"
 
 step "4/5 starting dylora-serve on 127.0.0.1:$PORT (metrics on :$METRICS_PORT) with the adapter as \"sst2\""
 "$BUILD/server/app/dylora-serve" --host 127.0.0.1 --port "$PORT" \

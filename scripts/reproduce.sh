@@ -77,7 +77,8 @@ MAIN_VARIANTS=(
 )
 
 # The defaults sweep (dev only): one DyLoRA run per setting on SST-2 at the
-# quickstart's budget, each varying the base in one respect. README's
+# quickstart's budget, each varying the base in one respect (later rounds
+# combine what helped). README's
 # defaults come from this table (docs/reproduction.md, "Defaults sweep").
 SWEEP_TASK=sst2
 SWEEP_SEEDS="1"
@@ -98,6 +99,18 @@ SWEEP_VARIANTS=(
   "sweep-full-headlr1e-2-lr3e-3   --update-mode full --head-lr 1e-2 --lr 3e-3"
   "sweep-full-headlr1e-2-batch64  --update-mode full --head-lr 1e-2 --batch-size 64"
   "sweep-full-headlr1e-2-qv       --update-mode full --head-lr 1e-2 --targets query,value"
+  # Round 3: batches grouped by length make a step about 2.5x cheaper, so
+  # the 5-minute quickstart budget holds 1000 steps.
+  "sweep-1000-full-headlr1e-2     --max-steps 1000 --update-mode full --head-lr 1e-2"
+  "sweep-1000-frozen-headlr1e-2   --max-steps 1000 --head-lr 1e-2"
+  # Round 4: rank 1 lags in full mode (its row trains at scale alpha/b but
+  # serves at alpha/1): more rank-1 draws, or a gentler adapter rate.
+  "sweep-1000-full-headlr1e-2-geometric  --max-steps 1000 --update-mode full --head-lr 1e-2 --rank-distribution geometric:0.15"
+  "sweep-1000-full-headlr1e-2-lr1e-3     --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 1e-3"
+  # Round 5: the gentler rate helped every rank; gentler still, and with
+  # more rank-1 draws.
+  "sweep-1000-full-headlr1e-2-lr5e-4     --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 5e-4"
+  "sweep-1000-full-headlr1e-2-lr1e-3-geometric  --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 1e-3 --rank-distribution geometric:0.15"
 )
 
 # Ablations (Tables 4 and 7) on one task, with that task's budget; the
@@ -188,7 +201,7 @@ build_matrix() {
   local task seed seeds sweep
   mapfile -t sweep < <(sweep_lines)
   for seed in $SWEEP_SEEDS; do
-    add_runs "$SWEEP_TASK" "$seed" "$SWEEP_BUDGET" 0 "${sweep[@]}"
+    add_runs "$SWEEP_TASK" "$seed" "" 0 "${sweep[@]}"  # budget in the lines
   done
   for task in "${TASKS[@]}"; do
     read -ra seeds <<<"${TASK_SEEDS[$task]}"
@@ -234,7 +247,7 @@ sweep_lines() {
   local line variant overrides
   for line in "${SWEEP_VARIANTS[@]}"; do
     read -r variant overrides <<<"$line"
-    echo "$variant sweep $(override_flags "$SWEEP_BASE" "$overrides")"
+    echo "$variant sweep $(override_flags "$SWEEP_BUDGET $SWEEP_BASE" "$overrides")"
   done
 }
 

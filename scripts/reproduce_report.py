@@ -198,6 +198,8 @@ def fmt_seconds(seconds):
 
 
 def fmt_value(v):
+    if isinstance(v, bool):  # before float/int: bool is an int in Python
+        return "on" if v else "off"
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, list):

@@ -50,8 +50,11 @@ int main(int argc, char** argv) {
   PipelineOptions options;
   options.model_dir = DYLORA_DEFAULT_MODEL_DIR;
   std::string data_dir = DYLORA_DEFAULT_DATA_DIR;
-  std::string method = "dylora", distribution = "uniform", update = "frozen";
-  std::string targets = "query,value";
+  // The sweep's choices (docs/reproduction.md): every linear layer, full
+  // update (frozen is the paper's mode, and --update-mode frozen).
+  std::string method = "dylora", distribution = "uniform", update = "full";
+  std::string targets =
+      "query,key,value,attention.output,intermediate,output";
   int threads = 0;
   // Negative: the rate the backbone's config.json declares.
   double hidden_dropout = -1, attention_dropout = -1, classifier_dropout = -1;
