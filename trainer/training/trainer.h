@@ -47,7 +47,7 @@ struct TrainerOptions {
   // family's Hugging Face head).
   AdapterConfig adapter;
   // Adapter and head rates from the SST-2 dev sweep (docs/reproduction.md).
-  double learning_rate = 2e-3;
+  double learning_rate = 5e-4;
   // The task head's peak learning rate; <= 0: learning_rate. A fresh head
   // has further to go than the adapter's rows.
   double head_learning_rate = 1e-2;
