@@ -42,6 +42,12 @@ absl::StatusOr<std::unique_ptr<AdapterHook>> AdapterHook::Create(
       new AdapterHook(adapter, std::move(spec), width));
 }
 
+std::unique_ptr<AdapterHook> AdapterHook::CreateUnchecked(
+    const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank) {
+  return std::unique_ptr<AdapterHook>(
+      new AdapterHook(adapter, std::move(spec), max_rank));
+}
+
 at::Tensor AdapterHook::Apply(const LinearId& id, const at::Tensor& x,
                               const at::Tensor& weight,
                               const at::Tensor& bias) const {

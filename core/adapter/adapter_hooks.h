@@ -42,6 +42,12 @@ class AdapterHook : public LinearHook {
   // Validates the rank(s) against the adapter's range.
   static absl::StatusOr<std::unique_ptr<AdapterHook>> Create(
       const DyLoraAdapter& adapter, RankSpec spec);
+  // Without the checks (and the device sync reading the per-row maximum):
+  // the caller guarantees every rank is in the adapter's range and passes
+  // the largest one as `max_rank` (the server's engine, whose ranks were
+  // resolved on the host).
+  static std::unique_ptr<AdapterHook> CreateUnchecked(
+      const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank);
 
   // For per-row ranks, x must be [batch, ..., in] with the spec's batch.
   at::Tensor Apply(const LinearId& id, const at::Tensor& x,

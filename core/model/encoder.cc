@@ -360,4 +360,10 @@ absl::StatusOr<EncoderOutputs> Encoder::Forward(const EncoderInputs& inputs,
                    [&] { return Run(inputs, hook, dropout); });
 }
 
+absl::StatusOr<EncoderOutputs> Encoder::ForwardUnchecked(
+    const EncoderInputs& inputs, const LinearHook* hook) const {
+  return CallTorch("encoder forward",
+                   [&] { return Run(inputs, hook, /*dropout=*/nullptr); });
+}
+
 }  // namespace dylora

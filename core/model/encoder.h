@@ -68,6 +68,14 @@ class Encoder {
                                          const LinearHook* hook = nullptr,
                                          Dropout* dropout = nullptr) const;
 
+  // Forward without the input checks (and their device syncs), for callers
+  // that built the inputs from ids they validated on the host (the server's
+  // engine): every id < vocab_size, type id < type_vocab_size, mask 0/1,
+  // sequence length <= max_sequence_length(). No dropout. LibTorch errors
+  // still come back as INTERNAL.
+  absl::StatusOr<EncoderOutputs> ForwardUnchecked(
+      const EncoderInputs& inputs, const LinearHook* hook = nullptr) const;
+
   const EncoderConfig& config() const { return config_; }
   // Content fingerprint of model.safetensors (core/io/fingerprint.h); empty
   // for FromTensors without one.

@@ -4,9 +4,11 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 
 #include "absl/time/clock.h"
 #include "core/model/linear_hook.h"
+#include "absl/strings/str_cat.h"
 #include "server/api/call_tracker.h"
 #include "server/api/row_softmax.h"
 #include "server/metrics/server_metrics.h"
@@ -45,7 +47,7 @@ absl::StatusOr<RankSelector> SelectorOf(const dylora::v1::ClassifyRequest& r) {
 
 // Logits [rows, width] -> one Prediction per row: softmax scores and the
 // argmax label, or the value of a one-output regression head.
-void FillPredictions(const TaskResult& result, bool regression,
+void FillPredictions(const InferenceResult& result, bool regression,
                      dylora::v1::ClassifyResponse* response) {
   const int64_t width = result.width;
   const std::vector<float> scores =
@@ -65,8 +67,8 @@ void FillPredictions(const TaskResult& result, bool regression,
   }
 }
 
-void FillAdapterInfo(const ServedAdapter& served, const Engine& engine,
-                     dylora::v1::AdapterInfo* info) {
+void FillAdapterInfo(const AdapterStatus& status, dylora::v1::AdapterInfo* info) {
+  const ServedAdapter& served = *status.adapter;
   const DyLoraAdapter& adapter = *served.adapter;
   const AdapterConfig& config = adapter.config();
   info->set_name(served.name);
@@ -99,7 +101,7 @@ void FillAdapterInfo(const ServedAdapter& served, const Engine& engine,
   info->set_base_model_fingerprint(config.base_model_fingerprint);
   info->set_load_seconds(absl::ToDoubleSeconds(served.load_time));
   info->set_loaded_at_unix_millis(absl::ToUnixMillis(served.loaded_at));
-  for (int64_t rank : engine.CachedRanks(served)) info->add_merged_ranks(rank);
+  for (int64_t rank : status.merged_ranks) info->add_merged_ranks(rank);
 }
 
 dylora::v1::ExecutionPath PathOf(ExecutionPath path) {
@@ -122,26 +124,20 @@ grpc::ServerUnaryReactor* DyloraService::Classify(
     dylora::v1::ClassifyResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto tracker = std::make_shared<CallTracker>(metrics_, kProtocol);
-  // The adapter label only once the name is known to be served.
-  auto finish = [this, reactor, tracker](const absl::Status& status,
-                                         const std::string& adapter,
-                                         int64_t rank) {
-    const bool known = runtime_.registry().Get(adapter).ok();
-    reactor->Finish(tracker->Complete(status, known ? adapter : "", rank));
-  };
-  if (runtime_.IsBackbone(request->adapter())) {
-    finish(absl::InvalidArgumentError(absl::StrCat(
-               "\"", request->adapter(),
-               "\" is the backbone; Classify needs an adapter (the backbone's "
-               "embeddings are served through KServe ModelInfer)")),
-           "", 0);
+  // The adapter label only once the name resolved to a served adapter.
+  auto fail = [&](const absl::Status& status, bool resolved) {
+    reactor->Finish(tracker->Complete(status, resolved ? request->adapter() : "", 0));
     return reactor;
+  };
+  if (request->adapter() == runtime_.backbone_name()) {
+    return fail(absl::InvalidArgumentError(absl::StrCat(
+                    "\"", request->adapter(),
+                    "\" is the backbone; Classify needs an adapter (the backbone's "
+                    "embeddings are served through KServe ModelInfer)")),
+                false);
   }
   absl::StatusOr<RankSelector> selector = SelectorOf(*request);
-  if (!selector.ok()) {
-    finish(selector.status(), request->adapter(), 0);
-    return reactor;
-  }
+  if (!selector.ok()) return fail(selector.status(), false);
   InferenceCall call;
   call.model = request->adapter();
   call.inputs.reserve(request->inputs_size());
@@ -151,32 +147,36 @@ grpc::ServerUnaryReactor* DyloraService::Classify(
   call.rank = *std::move(selector);
   call.deadline = DeadlineOf(context->deadline());
   call.is_cancelled = [context] { return context->IsCancelled(); };
+  absl::StatusOr<ResolvedRequest> resolved = runtime_.Resolve(std::move(call));
+  if (!resolved.ok()) {
+    return fail(resolved.status(), ServingRuntime::ResolvedModel(resolved.status()));
+  }
   const absl::Time start = tracker->start();
   absl::Status submitted = runtime_.Submit(
-      std::move(call), [finish, reactor, tracker, response, start,
-                        name = request->adapter()](absl::StatusOr<InferenceReply> reply) {
-        if (!reply.ok()) {
-          finish(reply.status(), name, 0);
+      *std::move(resolved),
+      [reactor, tracker, response, start,
+       name = request->adapter()](absl::StatusOr<InferenceResult> result) {
+        if (!result.ok()) {
+          reactor->Finish(tracker->Complete(result.status(), name, 0));
           return;
         }
-        const ServedAdapter& served = *reply->adapter;
+        const AdapterAtRank& ran = std::get<AdapterAtRank>(result->target);
+        const ServedAdapter& served = *ran.adapter;
         response->set_adapter(served.name);
         response->set_adapter_version(served.version);
-        response->set_rank(reply->rank.rank);
-        response->set_rank_source(reply->rank.source);
+        response->set_rank(ran.rank);
+        response->set_rank_source(ran.rank_source);
         response->set_regression(served.regression());
-        FillPredictions(reply->result, served.regression(), response);
-        response->set_execution_path(PathOf(reply->result.path));
+        FillPredictions(*result, served.regression(), response);
+        response->set_execution_path(PathOf(result->path));
         dylora::v1::Timings* timings = response->mutable_timings();
-        timings->set_queue_seconds(absl::ToDoubleSeconds(reply->result.queue_time));
-        timings->set_compute_seconds(absl::ToDoubleSeconds(reply->result.compute_time));
-        timings->set_batch_size(reply->result.batch_rows);
+        timings->set_queue_seconds(absl::ToDoubleSeconds(result->queue_time));
+        timings->set_compute_seconds(absl::ToDoubleSeconds(result->compute_time));
+        timings->set_batch_size(result->batch_rows);
         timings->set_total_seconds(absl::ToDoubleSeconds(absl::Now() - start));
-        // The request ran on a served adapter: its name is a safe label
-        // without another registry lookup.
-        reactor->Finish(tracker->Complete(absl::OkStatus(), served.name, reply->rank.rank));
+        reactor->Finish(tracker->Complete(absl::OkStatus(), served.name, ran.rank));
       });
-  if (!submitted.ok()) finish(submitted, request->adapter(), 0);
+  if (!submitted.ok()) return fail(submitted, true);
   return reactor;
 }
 
@@ -185,8 +185,8 @@ grpc::ServerUnaryReactor* DyloraService::ListAdapters(
     const dylora::v1::ListAdaptersRequest* /*request*/,
     dylora::v1::ListAdaptersResponse* response) {
   CallTracker tracker(metrics_, kProtocol);
-  for (const auto& served : runtime_.registry().List()) {
-    FillAdapterInfo(*served, runtime_.engine(), response->add_adapters());
+  for (const AdapterStatus& status : runtime_.ListAdapters()) {
+    FillAdapterInfo(status, response->add_adapters());
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(tracker.Complete(absl::OkStatus(), "", 0));
@@ -199,9 +199,8 @@ grpc::ServerUnaryReactor* DyloraService::GetAdapter(
     dylora::v1::AdapterInfo* response) {
   CallTracker tracker(metrics_, kProtocol);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<std::shared_ptr<const ServedAdapter>> served =
-      runtime_.registry().Get(request->name());
-  if (served.ok()) FillAdapterInfo(**served, runtime_.engine(), response);
+  absl::StatusOr<AdapterStatus> served = runtime_.GetAdapter(request->name());
+  if (served.ok()) FillAdapterInfo(*served, response);
   reactor->Finish(tracker.Complete(served.status(),
                                    served.ok() ? request->name() : "", 0));
   return reactor;
@@ -217,13 +216,12 @@ grpc::ServerUnaryReactor* DyloraService::LoadAdapter(
   if (status.ok()) {
     const std::vector<int64_t> prewarm(request->prewarm_ranks().begin(),
                                        request->prewarm_ranks().end());
-    absl::StatusOr<AdapterRegistry::LoadResult> loaded =
+    absl::StatusOr<LoadAdapterResult> loaded =
         runtime_.LoadAdapter(request->name(), request->path(), prewarm);
     status = loaded.status();
     if (loaded.ok()) {
-      FillAdapterInfo(*loaded->adapter, runtime_.engine(),
-                      response->mutable_adapter());
-      response->set_replaced(loaded->replaced != nullptr);
+      FillAdapterInfo(loaded->loaded, response->mutable_adapter());
+      response->set_replaced(loaded->replaced);
     }
   }
   reactor->Finish(tracker.Complete(status, status.ok() ? request->name() : "", 0));

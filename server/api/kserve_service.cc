@@ -4,13 +4,14 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/model/encoder.h"
 #include "proto/kserve/kserve_tensors.h"
+#include "proto/wire_names.h"
 #include "server/api/call_tracker.h"
 #include "server/api/row_softmax.h"
 #include "server/runtime/serving_runtime.h"
@@ -22,43 +23,40 @@ constexpr char kProtocol[] = "kserve";
 constexpr char kServerName[] = "dylora-serve";
 constexpr char kServerVersion[] = "0.1.0";
 constexpr char kPlatform[] = "dylora_libtorch";
-constexpr char kTextInput[] = "TEXT";
-constexpr char kTextPairInput[] = "TEXT_PAIR";
-constexpr char kLogitsOutput[] = "logits";
-constexpr char kProbabilitiesOutput[] = "probabilities";
-constexpr char kEmbeddingOutput[] = "embedding";
-
+using ::dylora::wire::kEmbeddingOutput;
+using ::dylora::wire::kLogitsOutput;
+using ::dylora::wire::kProbabilitiesOutput;
+using ::dylora::wire::kTextInput;
+using ::dylora::wire::kTextPairInput;
 using ::dylora::kserve::DecodeRawBytesTensor;
 using ::dylora::kserve::EncodeRawFp32;
 using InferInput = inference::ModelInferRequest::InferInputTensor;
 using Parameters = google::protobuf::Map<std::string, inference::InferParameter>;
 
-// An adapter (with its version) or the backbone; NOT_FOUND otherwise, and
-// for a version other than the one serving.
-struct ResolvedModel {
-  std::shared_ptr<const ServedAdapter> adapter;  // null: the backbone
-  std::string version;
-};
+// KServe's model_version: empty (any), else a decimal version; anything
+// else names no version of the model (NOT_FOUND, as Triton answers).
+absl::StatusOr<std::optional<int64_t>> VersionOf(const std::string& model,
+                                                 const std::string& version) {
+  if (version.empty()) return std::nullopt;
+  int64_t number = 0;
+  if (!absl::SimpleAtoi(version, &number)) {
+    return absl::NotFoundError(
+        absl::StrCat("model \"", model, "\" has no version ", version));
+  }
+  return number;
+}
 
-absl::StatusOr<ResolvedModel> FindModel(const ServingRuntime& runtime,
-                                        const std::string& name,
-                                        const std::string& version) {
-  ResolvedModel model;
-  if (runtime.IsBackbone(name)) {
-    model.version = "1";
-  } else {
-    absl::StatusOr<std::shared_ptr<const ServedAdapter>> served =
-        runtime.registry().Get(name);
-    if (!served.ok()) return served.status();
-    model.adapter = *std::move(served);
-    model.version = std::to_string(model.adapter->version);
-  }
-  if (!version.empty() && version != model.version) {
-    return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ",
-                                            version, "; serving version ",
-                                            model.version));
-  }
-  return model;
+absl::StatusOr<ServedModel> FindModel(const ServingRuntime& runtime,
+                                      const std::string& name,
+                                      const std::string& version) {
+  absl::StatusOr<std::optional<int64_t>> number = VersionOf(name, version);
+  if (!number.ok()) return number.status();
+  return runtime.FindModel(name, *number);
+}
+
+int64_t VersionOf(const ServedModel& model) {
+  const auto* adapter = std::get_if<std::shared_ptr<const ServedAdapter>>(&model);
+  return adapter != nullptr ? (*adapter)->version : kBackboneVersion;
 }
 
 // The number of elements of a [N] or [N, 1] BYTES tensor.
@@ -109,7 +107,7 @@ absl::StatusOr<RankSelector> SelectorOf(const Parameters& parameters) {
   std::optional<RankSelector> selector;
   for (const auto& [name, value] : parameters) {
     std::optional<RankSelector> next;
-    if (name == "rank") {
+    if (name == wire::kRankParameter) {
       if (value.parameter_choice_case() == inference::InferParameter::kInt64Param) {
         next = RankSelector::Rank(value.int64_param());
       } else if (value.parameter_choice_case() ==
@@ -119,12 +117,12 @@ absl::StatusOr<RankSelector> SelectorOf(const Parameters& parameters) {
       } else {
         return absl::InvalidArgumentError("parameter rank must be an int64");
       }
-    } else if (name == "profile" || name == "policy") {
+    } else if (name == wire::kProfileParameter || name == wire::kPolicyParameter) {
       if (value.parameter_choice_case() != inference::InferParameter::kStringParam) {
         return absl::InvalidArgumentError(
             absl::StrCat("parameter ", name, " must be a string"));
       }
-      if (name == "profile") {
+      if (name == wire::kProfileParameter) {
         next = RankSelector::Profile(value.string_param());
       } else {
         absl::StatusOr<RankPolicy> policy = ParseRankPolicy(value.string_param());
@@ -143,7 +141,7 @@ absl::StatusOr<RankSelector> SelectorOf(const Parameters& parameters) {
   return selector.value_or(RankSelector::Default());
 }
 
-void AddOutput(const std::string& name, const std::vector<float>& values,
+void AddOutput(const char* name, const std::vector<float>& values,
                int64_t rows, int64_t width,
                inference::ModelInferResponse* response) {
   auto* output = response->add_outputs();
@@ -154,10 +152,10 @@ void AddOutput(const std::string& name, const std::vector<float>& values,
   response->add_raw_output_contents(EncodeRawFp32(values.data(), values.size()));
 }
 
-void SetParameter(Parameters* parameters, const std::string& name, int64_t value) {
+void SetParameter(Parameters* parameters, const char* name, int64_t value) {
   (*parameters)[name].set_int64_param(value);
 }
-void SetParameter(Parameters* parameters, const std::string& name,
+void SetParameter(Parameters* parameters, const char* name,
                   const std::string& value) {
   (*parameters)[name].set_string_param(value);
 }
@@ -188,7 +186,7 @@ grpc::ServerUnaryReactor* KServeService::ModelReady(
     grpc::CallbackServerContext* context, const inference::ModelReadyRequest* request,
     inference::ModelReadyResponse* response) {
   CallTracker tracker(metrics_, kProtocol);
-  absl::StatusOr<ResolvedModel> model =
+  absl::StatusOr<ServedModel> model =
       FindModel(runtime_, request->name(), request->version());
   // Triton answers ready=false (not an error) for a model it does not serve.
   response->set_ready(model.ok() && runtime_.accepting());
@@ -214,14 +212,14 @@ grpc::ServerUnaryReactor* KServeService::ModelMetadata(
     inference::ModelMetadataResponse* response) {
   CallTracker tracker(metrics_, kProtocol);
   auto* reactor = context->DefaultReactor();
-  absl::StatusOr<ResolvedModel> model =
+  absl::StatusOr<ServedModel> model =
       FindModel(runtime_, request->name(), request->version());
   if (!model.ok()) {
     reactor->Finish(tracker.Complete(model.status(), "", 0));
     return reactor;
   }
   response->set_name(request->name());
-  response->add_versions(model->version);
+  response->add_versions(std::to_string(VersionOf(*model)));
   response->set_platform(kPlatform);
   for (const char* name : {kTextInput, kTextPairInput}) {
     auto* input = response->add_inputs();
@@ -236,12 +234,13 @@ grpc::ServerUnaryReactor* KServeService::ModelMetadata(
     output->add_shape(-1);
     output->add_shape(width);
   };
-  if (model->adapter == nullptr) {
-    add_output(kEmbeddingOutput, runtime_.encoder().config().hidden_size);
-  } else {
-    const int64_t labels = model->adapter->head.num_labels();
+  if (const auto* adapter =
+          std::get_if<std::shared_ptr<const ServedAdapter>>(&*model)) {
+    const int64_t labels = (*adapter)->head.num_labels();
     add_output(kLogitsOutput, labels);
-    if (!model->adapter->regression()) add_output(kProbabilitiesOutput, labels);
+    if (!(*adapter)->regression()) add_output(kProbabilitiesOutput, labels);
+  } else {
+    add_output(kEmbeddingOutput, runtime_.embedding_width());
   }
   reactor->Finish(tracker.Complete(absl::OkStatus(), request->name(), 0));
   return reactor;
@@ -256,16 +255,10 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
                                    const std::string& label, int64_t rank) {
     reactor->Finish(tracker->Complete(status, label, rank));
   };
-
-  absl::StatusOr<ResolvedModel> model =
-      FindModel(runtime_, request->model_name(), request->model_version());
-  if (!model.ok()) {
-    finish(model.status(), "", 0);
-    return reactor;
-  }
   const std::string& name = request->model_name();
-  auto fail = [&](const absl::Status& status) {
-    finish(status, name, 0);
+  // The model label only once the name resolved to a served model.
+  auto fail = [&](const absl::Status& status, bool resolved = false) {
+    finish(status, resolved ? name : "", 0);
     return reactor;
   };
 
@@ -278,7 +271,8 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
                                                : nullptr;
     if (slot == nullptr) {
       return fail(absl::InvalidArgumentError(absl::StrCat(
-          "unexpected input \"", input_name, "\"; inputs are TEXT and TEXT_PAIR")));
+          "unexpected input \"", input_name, "\"; inputs are ", kTextInput,
+          " and ", kTextPairInput)));
     }
     if (*slot >= 0) {
       return fail(absl::InvalidArgumentError(
@@ -286,8 +280,11 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
     }
     *slot = i;
   }
-  if (text_index < 0) return fail(absl::InvalidArgumentError("input TEXT is required"));
-  const int64_t limit = runtime_.options().max_texts_per_request;
+  if (text_index < 0) {
+    return fail(absl::InvalidArgumentError(
+        absl::StrCat("input ", kTextInput, " is required")));
+  }
+  const int64_t limit = runtime_.max_texts_per_request();
   absl::StatusOr<std::vector<std::string>> texts = TextsOf(*request, text_index, limit);
   if (!texts.ok()) return fail(texts.status());
   std::vector<std::string> pairs;
@@ -297,15 +294,38 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
     if (!decoded.ok()) return fail(decoded.status());
     if (decoded->size() != texts->size()) {
       return fail(absl::InvalidArgumentError(absl::StrCat(
-          "TEXT has ", texts->size(), " elements but TEXT_PAIR has ",
-          decoded->size())));
+          kTextInput, " has ", texts->size(), " elements but ", kTextPairInput,
+          " has ", decoded->size())));
     }
     pairs = *std::move(decoded);
   }
+  absl::StatusOr<RankSelector> selector = SelectorOf(request->parameters());
+  if (!selector.ok()) return fail(selector.status());
+  absl::StatusOr<std::optional<int64_t>> version =
+      VersionOf(name, request->model_version());
+  if (!version.ok()) return fail(version.status());
+
+  // One lookup: the version reported below is the one computed with.
+  InferenceCall call;
+  call.model = name;
+  call.version = *version;
+  call.inputs.reserve(texts->size());
+  for (size_t i = 0; i < texts->size(); ++i) {
+    call.inputs.push_back(
+        TextInput{std::move((*texts)[i]), pairs.empty() ? "" : std::move(pairs[i])});
+  }
+  call.rank = *std::move(selector);
+  call.deadline = DeadlineOf(context->deadline());
+  call.is_cancelled = [context] { return context->IsCancelled(); };
+  absl::StatusOr<ResolvedRequest> resolved = runtime_.Resolve(std::move(call));
+  if (!resolved.ok()) {
+    return fail(resolved.status(), ServingRuntime::ResolvedModel(resolved.status()));
+  }
 
   // Requested outputs (none: all of the model's).
-  const bool backbone = model->adapter == nullptr;
-  const bool regression = !backbone && model->adapter->regression();
+  const auto* at_rank = std::get_if<AdapterAtRank>(&resolved->target());
+  const bool backbone = at_rank == nullptr;
+  const bool regression = !backbone && at_rank->adapter->regression();
   bool want_logits = request->outputs().empty() && !backbone;
   bool want_probabilities = request->outputs().empty() && !backbone && !regression;
   bool want_embedding = request->outputs().empty() && backbone;
@@ -318,54 +338,45 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
       want_embedding = true;
     } else {
       return fail(absl::InvalidArgumentError(absl::StrCat(
-          "model \"", name, "\" has no output \"", output.name(), "\"")));
+                      "model \"", name, "\" has no output \"", output.name(), "\"")),
+                  /*resolved=*/true);
     }
   }
 
-  absl::StatusOr<RankSelector> selector = SelectorOf(request->parameters());
-  if (!selector.ok()) return fail(selector.status());
-
-  InferenceCall call;
-  call.model = name;
-  call.inputs.reserve(texts->size());
-  for (size_t i = 0; i < texts->size(); ++i) {
-    call.inputs.push_back(
-        TextInput{std::move((*texts)[i]), pairs.empty() ? "" : std::move(pairs[i])});
-  }
-  call.rank = *std::move(selector);
-  call.deadline = DeadlineOf(context->deadline());
-  call.is_cancelled = [context] { return context->IsCancelled(); };
   absl::Status submitted = runtime_.Submit(
-      std::move(call),
-      [finish, response, name, version = model->version, id = request->id(),
-       want_logits, want_probabilities,
-       want_embedding](absl::StatusOr<InferenceReply> reply) {
-        if (!reply.ok()) {
-          finish(reply.status(), name, 0);
+      *std::move(resolved),
+      [finish, response, name, id = request->id(), want_logits, want_probabilities,
+       want_embedding](absl::StatusOr<InferenceResult> result) {
+        if (!result.ok()) {
+          finish(result.status(), name, 0);
           return;
         }
-        const TaskResult& result = reply->result;
-        const int64_t rows =
-            result.width > 0 ? static_cast<int64_t>(result.values.size()) / result.width : 0;
+        const int64_t rows = result->rows();
+        const auto* ran = std::get_if<AdapterAtRank>(&result->target);
         response->set_model_name(name);
-        response->set_model_version(version);
+        response->set_model_version(
+            std::to_string(ran != nullptr ? ran->adapter->version : kBackboneVersion));
         response->set_id(id);
         auto* parameters = response->mutable_parameters();
-        if (reply->adapter != nullptr) {
-          SetParameter(parameters, "rank", reply->rank.rank);
-          SetParameter(parameters, "rank_source", reply->rank.source);
+        if (ran != nullptr) {
+          SetParameter(parameters, wire::kRankParameter, ran->rank);
+          SetParameter(parameters, wire::kRankSourceParameter, ran->rank_source);
         }
-        SetParameter(parameters, "execution_path",
-                     std::string(ExecutionPathName(result.path)));
-        if (want_embedding) AddOutput(kEmbeddingOutput, result.values, rows, result.width, response);
-        if (want_logits) AddOutput(kLogitsOutput, result.values, rows, result.width, response);
+        SetParameter(parameters, wire::kExecutionPathParameter,
+                     ExecutionPathName(result->path));
+        if (want_embedding) {
+          AddOutput(kEmbeddingOutput, result->values, rows, result->width, response);
+        }
+        if (want_logits) {
+          AddOutput(kLogitsOutput, result->values, rows, result->width, response);
+        }
         if (want_probabilities) {
-          AddOutput(kProbabilitiesOutput, RowSoftmax(result.values, result.width), rows,
-                    result.width, response);
+          AddOutput(kProbabilitiesOutput, RowSoftmax(result->values, result->width),
+                    rows, result->width, response);
         }
-        finish(absl::OkStatus(), name, reply->rank.rank);
+        finish(absl::OkStatus(), name, ran != nullptr ? ran->rank : 0);
       });
-  if (!submitted.ok()) return fail(submitted);
+  if (!submitted.ok()) return fail(submitted, /*resolved=*/true);
   return reactor;
 }
 

@@ -46,16 +46,16 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
                absl::ToDoubleSeconds(absl::Now() - start),
                server->runtime_->backbone_name());
   for (const PreloadAdapter& adapter : o.adapters) {
-    absl::StatusOr<AdapterRegistry::LoadResult> loaded =
+    absl::StatusOr<LoadAdapterResult> loaded =
         server->runtime_->LoadAdapter(adapter.name, adapter.path, o.prewarm_ranks);
     if (!loaded.ok()) {
       return absl::Status(loaded.status().code(),
                           absl::StrCat("adapter ", adapter.name, ": ",
                                        loaded.status().message()));
     }
+    const ServedAdapter& served = *loaded->loaded.adapter;
     spdlog::info("adapter {} v{} loaded from {} in {:.3f}s", adapter.name,
-                 loaded->adapter->version, adapter.path,
-                 absl::ToDoubleSeconds(loaded->adapter->load_time));
+                 served.version, adapter.path, absl::ToDoubleSeconds(served.load_time));
   }
   if (o.metrics_port >= 0) {
     DYLORA_RETURN_IF_ERROR(server->metrics_->StartExposer(

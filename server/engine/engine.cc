@@ -7,7 +7,6 @@
 #include <chrono>
 #include <utility>
 
-#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/adapter/adapter_hooks.h"
 #include "core/model/encoder.h"
@@ -19,58 +18,12 @@
 namespace dylora::serving {
 namespace {
 
-// Checks the rows before any tensor is built or merge is made; errors name
-// the row. Encoder::Forward checks ids again, without the row.
-absl::Status ValidateRows(const Encoder& encoder, const ServedAdapter* adapter,
-                          const std::vector<const EngineRow*>& rows) {
-  const EncoderConfig& config = encoder.config();
-  if (rows.empty()) return absl::InvalidArgumentError("batch has no rows");
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const EngineRow* row = rows[i];
-    if (row == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("row ", i, " is null"));
-    }
-    if (row->ids.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("row ", i, " has no ids"));
-    }
-    if (row->ids.size() != row->type_ids.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("row ", i, " has ", row->ids.size(), " ids but ",
-                       row->type_ids.size(), " type ids"));
-    }
-    if (static_cast<int64_t>(row->ids.size()) > encoder.max_sequence_length()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "row ", i, " has ", row->ids.size(), " tokens, more than the ",
-          encoder.max_sequence_length(), " the model supports"));
-    }
-    for (size_t t = 0; t < row->ids.size(); ++t) {
-      if (row->ids[t] < 0 || row->ids[t] >= config.vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "row ", i, " token ", t, ": id ", row->ids[t],
-            " is outside the vocabulary [0, ", config.vocab_size, ")"));
-      }
-      if (row->type_ids[t] < 0 || row->type_ids[t] >= config.type_vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "row ", i, " token ", t, ": type id ", row->type_ids[t],
-            " is outside [0, ", config.type_vocab_size, ")"));
-      }
-    }
-    if (adapter != nullptr) {
-      if (absl::Status s = adapter->adapter->ValidateRank(row->rank); !s.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "row ", i, " of adapter '", adapter->name, "': ", s.message()));
-      }
-    }
-  }
-  return absl::OkStatus();
-}
-
-// [rows, longest] right-padded with `pad_id`, mask 1 on real tokens.
-EncoderInputs BuildInputs(const std::vector<const EngineRow*>& rows,
+// [rows, longest] right-padded with `pad_id`, mask 1 on real tokens, built
+// on the host and copied to `device` once.
+EncoderInputs BuildInputs(const std::vector<const TokenizedText*>& rows,
                           int64_t pad_id, c10::Device device) {
   size_t longest = 0;
-  for (const EngineRow* row : rows)
-    longest = std::max(longest, row->ids.size());
+  for (const TokenizedText* row : rows) longest = std::max(longest, row->ids.size());
   const int64_t batch = static_cast<int64_t>(rows.size());
   const int64_t seq = static_cast<int64_t>(longest);
   at::Tensor ids = at::full({batch, seq}, pad_id, at::kLong);
@@ -80,7 +33,7 @@ EncoderInputs BuildInputs(const std::vector<const EngineRow*>& rows,
   int64_t* types_data = types.data_ptr<int64_t>();
   int64_t* mask_data = mask.data_ptr<int64_t>();
   for (int64_t r = 0; r < batch; ++r) {
-    const EngineRow& row = *rows[r];
+    const TokenizedText& row = *rows[r];
     for (size_t t = 0; t < row.ids.size(); ++t) {
       ids_data[r * seq + t] = row.ids[t];
       types_data[r * seq + t] = row.type_ids[t];
@@ -90,140 +43,138 @@ EncoderInputs BuildInputs(const std::vector<const EngineRow*>& rows,
   return EncoderInputs{ids.to(device), types.to(device), mask.to(device)};
 }
 
-// Sum of the merged matrices' sizes: what a cache entry costs.
-int64_t MergedBytes(
-    const std::vector<std::pair<LinearId, at::Tensor>>& merged) {
-  int64_t bytes = 0;
-  for (const auto& [id, w] : merged) bytes += static_cast<int64_t>(w.nbytes());
-  return bytes;
+// The real merge: MergedWeights on the encoder, costed by its bytes.
+MergeFunction EncoderMerge(std::shared_ptr<const Encoder> encoder) {
+  return [encoder = std::move(encoder)](
+             const ServedAdapter& adapter,
+             int64_t rank) -> absl::StatusOr<MergedEntry> {
+    c10::InferenceMode inference_mode;
+    DYLORA_ASSIGN_OR_RETURN(auto merged,
+                            MergedWeights(*adapter.adapter, *encoder, rank));
+    int64_t bytes = 0;
+    for (const auto& [id, w] : merged) bytes += static_cast<int64_t>(w.nbytes());
+    return MergedEntry{std::make_shared<const MergedWeightsHook>(std::move(merged)),
+                       bytes};
+  };
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 }  // namespace
 
 Engine::Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
-               ServerMetrics* metrics)
+               ServerMetrics* metrics, MergeFunction merge)
     : encoder_(std::move(encoder)),
       options_(options),
       metrics_(metrics),
-      cache_(options.merge_cache_bytes, metrics) {}
+      cache_(options.merge_cache_bytes, metrics),
+      merger_(cache_, merge ? std::move(merge) : EncoderMerge(encoder_), metrics) {}
 
-absl::StatusOr<EngineOutput> Engine::Run(
-    const ServedAdapter* adapter, const std::vector<const EngineRow*>& rows) {
-  if (encoder_ == nullptr) {
-    return absl::FailedPreconditionError("engine has no encoder");
-  }
-  if (adapter != nullptr && adapter->adapter == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("adapter '", adapter->name, "' has no factors"));
-  }
-  DYLORA_RETURN_IF_ERROR(ValidateRows(*encoder_, adapter, rows));
-
+absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
   const auto start = std::chrono::steady_clock::now();
   c10::InferenceMode inference_mode;
+  DYLORA_ASSIGN_OR_RETURN(EncoderInputs inputs, BatchInputs(batch.rows));
+  DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out, encoder_->ForwardUnchecked(inputs));
+  DYLORA_ASSIGN_OR_RETURN(at::Tensor pooled, MeanPool(out.last_hidden_state,
+                                                      inputs.attention_mask));
+  // sentence-transformers' Normalize: F.normalize(p=2, eps=1e-12).
   DYLORA_ASSIGN_OR_RETURN(
-      EncoderInputs inputs, CallTorch("building the batch tensors", [&] {
-        return BuildInputs(rows, encoder_->config().pad_token_id,
-                           encoder_->device());
+      at::Tensor embeddings, CallTorch("normalising embeddings", [&] {
+        return pooled.div(pooled.norm(2, {1}, true).clamp_min(1e-12));
       }));
+  return Finish(embeddings, ExecutionPath::kBackbone, batch.rows.size(), start);
+}
 
-  EngineOutput output;
-  at::Tensor result;
-  if (adapter == nullptr) {
-    output.path = ExecutionPath::kBackbone;
-    DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out, encoder_->Forward(inputs));
-    DYLORA_ASSIGN_OR_RETURN(at::Tensor pooled, MeanPool(out.last_hidden_state,
-                                                        inputs.attention_mask));
-    // sentence-transformers' Normalize: F.normalize(p=2, eps=1e-12).
-    DYLORA_ASSIGN_OR_RETURN(
-        result, CallTorch("normalising embeddings", [&] {
-          return pooled.div(pooled.norm(2, {1}, true).clamp_min(1e-12));
-        }));
-  } else {
-    const int64_t first_rank = rows.front()->rank;
-    const bool single_rank = std::all_of(
-        rows.begin(), rows.end(),
-        [&](const EngineRow* row) { return row->rank == first_rank; });
-    std::shared_ptr<const MergedWeightsHook> merged;
-    if (single_rank && !options_.force_truncated) {
-      DYLORA_ASSIGN_OR_RETURN(
-          merged,
-          MergedFor(*adapter, first_rank, static_cast<int64_t>(rows.size())));
-    }
-    EncoderOutputs out;
-    if (merged != nullptr) {
-      output.path = ExecutionPath::kMerged;
-      DYLORA_ASSIGN_OR_RETURN(out, encoder_->Forward(inputs, merged.get()));
-    } else {
-      output.path = ExecutionPath::kTruncated;
-      RankSpec spec = RankSpec::Single(first_rank);
-      if (!single_rank) {
-        DYLORA_ASSIGN_OR_RETURN(
-            at::Tensor ranks, CallTorch("building the rank tensor", [&] {
-              std::vector<int64_t> values;
-              values.reserve(rows.size());
-              for (const EngineRow* row : rows) values.push_back(row->rank);
-              return at::tensor(values, at::kLong).to(encoder_->device());
-            }));
-        spec = RankSpec::PerRow(std::move(ranks));
-      }
-      DYLORA_ASSIGN_OR_RETURN(
-          std::unique_ptr<AdapterHook> hook,
-          AdapterHook::Create(*adapter->adapter, std::move(spec)));
-      DYLORA_ASSIGN_OR_RETURN(out, encoder_->Forward(inputs, hook.get()));
-    }
-    DYLORA_ASSIGN_OR_RETURN(result, adapter->head.Forward(out));
+absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
+  const auto start = std::chrono::steady_clock::now();
+  if (batch.rows.empty() || batch.ranks.size() != batch.rows.size()) {
+    return absl::InternalError("an adapter batch needs one rank per row");
+  }
+  const ServedAdapter& adapter = *batch.adapter;
+  const auto [low, high] = std::minmax_element(batch.ranks.begin(), batch.ranks.end());
+  const bool single_rank = *low == *high;
+  std::shared_ptr<const MergedWeightsHook> merged;
+  if (single_rank && !options_.force_truncated) {
+    merged = MergedOrSchedule(batch.adapter, *low,
+                              static_cast<int64_t>(batch.rows.size()));
   }
 
+  c10::InferenceMode inference_mode;
+  DYLORA_ASSIGN_OR_RETURN(EncoderInputs inputs, BatchInputs(batch.rows));
+  EncoderOutputs out;
+  if (merged != nullptr) {
+    DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardUnchecked(inputs, merged.get()));
+  } else {
+    RankSpec spec = RankSpec::Single(*low);
+    if (!single_rank) {
+      DYLORA_ASSIGN_OR_RETURN(
+          at::Tensor ranks, CallTorch("building the rank tensor", [&] {
+            return at::tensor(batch.ranks, at::kLong).to(encoder_->device());
+          }));
+      spec = RankSpec::PerRow(std::move(ranks));
+    }
+    const std::unique_ptr<AdapterHook> hook =
+        AdapterHook::CreateUnchecked(*adapter.adapter, std::move(spec), *high);
+    DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardUnchecked(inputs, hook.get()));
+  }
+  DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, adapter.head.Forward(out));
+  return Finish(logits,
+                merged != nullptr ? ExecutionPath::kMerged : ExecutionPath::kTruncated,
+                batch.rows.size(), start);
+}
+
+absl::StatusOr<EncoderInputs> Engine::BatchInputs(
+    const std::vector<const TokenizedText*>& rows) const {
+  return CallTorch("building the batch tensors", [&] {
+    return BuildInputs(rows, encoder_->config().pad_token_id, encoder_->device());
+  });
+}
+
+absl::StatusOr<BatchOutput> Engine::Finish(
+    const at::Tensor& result, ExecutionPath path, size_t rows,
+    std::chrono::steady_clock::time_point start) const {
+  // The one device sync of a batch.
   DYLORA_ASSIGN_OR_RETURN(at::Tensor host,
                           CallTorch("copying the outputs to the host", [&] {
                             return result.to(at::kCPU, at::kFloat).contiguous();
                           }));
-  if (host.dim() != 2 || host.size(0) != static_cast<int64_t>(rows.size())) {
-    return absl::InternalError(
-        absl::StrCat("engine output has ", host.dim(), " dims and ",
-                     host.dim() > 0 ? host.size(0) : 0, " rows for ",
-                     rows.size(), " input rows"));
+  if (host.dim() != 2 || host.size(0) != static_cast<int64_t>(rows)) {
+    return absl::InternalError(absl::StrCat(
+        "engine output has ", host.dim(), " dims and ",
+        host.dim() > 0 ? host.size(0) : 0, " rows for ", rows, " input rows"));
   }
+  BatchOutput output;
+  output.path = path;
   output.width = host.size(1);
   const float* data = host.data_ptr<float>();
   output.values.assign(data, data + host.numel());
-
   if (metrics_ != nullptr) {
-    const std::chrono::duration<double> seconds =
-        std::chrono::steady_clock::now() - start;
-    metrics_->ObserveBatch(ExecutionPathName(output.path),
-                           static_cast<int64_t>(rows.size()), seconds.count());
+    metrics_->ObserveBatch(ExecutionPathName(path), static_cast<int64_t>(rows),
+                           SecondsSince(start));
   }
   return output;
 }
 
-absl::Status Engine::Prewarm(const ServedAdapter& adapter,
+absl::Status Engine::Prewarm(std::shared_ptr<const ServedAdapter> adapter,
                              const std::vector<int64_t>& ranks) {
-  if (encoder_ == nullptr) {
-    return absl::FailedPreconditionError("engine has no encoder");
-  }
-  if (adapter.adapter == nullptr) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("adapter '", adapter.name, "' has no factors"));
-  }
   for (int64_t rank : ranks) {
-    bool cached = false;
-    DYLORA_RETURN_IF_ERROR(Merge(adapter, rank, &cached).status());
-    if (!cached) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "merged weights of adapter '", adapter.name, "' at rank ", rank,
-          " do not fit the merge cache budget of ", cache_.budget_bytes(),
-          " bytes"));
+    if (absl::Status valid = adapter->adapter->ValidateRank(rank); !valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "pre-warm of adapter '", adapter->name, "': ", valid.message()));
     }
   }
-  return absl::OkStatus();
+  return merger_.MergeAndWait(std::move(adapter), ranks);
 }
 
-void Engine::Forget(absl::string_view name) {
-  cache_.EraseAdapter(name);
+void Engine::Forget(const ServedAdapter& version) {
+  cache_.Retire(version.name, version.version);
   absl::MutexLock lock(&mu_);
   for (auto it = rows_seen_.begin(); it != rows_seen_.end();) {
-    if (it->first.adapter == name) {
+    if (it->first.adapter == version.name &&
+        it->first.version <= version.version) {
       rows_seen_.erase(it++);
     } else {
       ++it;
@@ -235,36 +186,23 @@ std::vector<int64_t> Engine::CachedRanks(const ServedAdapter& adapter) const {
   return cache_.CachedRanks(adapter.name, adapter.version);
 }
 
-absl::StatusOr<std::shared_ptr<const MergedWeightsHook>> Engine::MergedFor(
-    const ServedAdapter& adapter, int64_t rank, int64_t rows) {
-  MergeKey key{adapter.name, adapter.version, rank};
+std::shared_ptr<const MergedWeightsHook> Engine::MergedOrSchedule(
+    const std::shared_ptr<const ServedAdapter>& adapter, int64_t rank,
+    int64_t rows) {
+  MergeKey key{adapter->name, adapter->version, rank};
   if (auto hit = cache_.Lookup(key)) return hit;
   if (options_.merge_after_rows <= 0) return nullptr;
   {
     absl::MutexLock lock(&mu_);
+    // Under mu_: Forget retires first, then clears the counters under mu_.
+    if (cache_.IsRetired(key)) return nullptr;
     int64_t& seen = rows_seen_[key];
     seen += rows;
     if (seen < options_.merge_after_rows) return nullptr;
-    // This thread merges; concurrent batches start counting afresh rather
-    // than merging the same rank again.
     rows_seen_.erase(key);
   }
-  bool cached = false;
-  return Merge(adapter, rank, &cached);
-}
-
-absl::StatusOr<std::shared_ptr<const MergedWeightsHook>> Engine::Merge(
-    const ServedAdapter& adapter, int64_t rank, bool* cached) {
-  c10::InferenceMode inference_mode;
-  DYLORA_ASSIGN_OR_RETURN(auto merged,
-                          MergedWeights(*adapter.adapter, *encoder_, rank));
-  const int64_t bytes = MergedBytes(merged);
-  auto hook = std::make_shared<const MergedWeightsHook>(std::move(merged));
-  if (metrics_ != nullptr) metrics_->CountMerge();
-  // A merge too large for the cache still serves the batch that asked.
-  *cached =
-      cache_.Insert(MergeKey{adapter.name, adapter.version, rank}, hook, bytes);
-  return hook;
+  merger_.Schedule(adapter, rank);
+  return nullptr;
 }
 
 }  // namespace dylora::serving

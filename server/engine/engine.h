@@ -1,22 +1,27 @@
-// Engine: runs one batch of rows of ONE adapter on the shared frozen
-// backbone and returns a float vector per row.
-//
-// Execution path per batch:
-//   - no adapter                  -> backbone: mean-pooled, L2-normalised
-//                                    sentence embeddings (sentence-transformers);
-//   - one rank whose merged weights are cached, or the merge policy says
-//     merge now                   -> merged: W0 + (alpha/b) up_b down_b;
-//   - otherwise (incl. mixed ranks) -> truncated: per-row rank masks, so
-//                                    rows of different ranks share one forward.
+// Engine: runs one batch on the shared frozen backbone and returns a float
+// vector per row. One function per kind of batch:
+//   - BackboneBatch -> mean-pooled, L2-normalised sentence embeddings
+//                      (sentence-transformers);
+//   - AdapterBatch  -> the adapter head's outputs, every row at its own rank:
+//       merged    when the batch has one rank whose merged weights
+//                 (W0 + (alpha/b) up_b down_b) are cached;
+//       truncated otherwise: per-row rank masks over the adapter's factors.
 // Both adapter paths compute the same function (tests hold them to float
-// tolerance). Merge policy: ranks listed in Prewarm() are merged at once; a
-// rank is merged on demand once `merge_after_rows` rows at it have run
-// (0: never on demand). Merged weights live in the MergeCache.
+// tolerance).
+//
+// Merges never run on a batch: a rank is merged by the BackgroundMerger
+// once `merge_after_rows` rows ran at it (0: never on demand) or when
+// Prewarm() asks, and batches run truncated until it is cached.
+//
+// Batches come from the ServingRuntime, which validated every row and rank:
+// the engine checks nothing again and syncs with the device only to copy
+// the outputs back.
 //
 // Thread-safe: Run may be called from several worker threads; the backbone
 // is only read. Runs under c10::InferenceMode.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -25,12 +30,14 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/engine/background_merger.h"
 #include "server/engine/batch_types.h"
 #include "server/engine/merge_cache.h"
 #include "server/registry/served_adapter.h"
 
 namespace dylora {
 class Encoder;
+struct EncoderInputs;
 }
 
 namespace dylora::serving {
@@ -38,8 +45,8 @@ namespace dylora::serving {
 class ServerMetrics;
 
 struct EngineOptions {
-  // Merge a rank on demand after this many rows ran at it (0: only ranks
-  // pre-warmed are ever merged).
+  // Merge a rank in the background after this many rows ran at it (0: only
+  // ranks pre-warmed are ever merged).
   int64_t merge_after_rows = 64;
   int64_t merge_cache_bytes = int64_t{256} << 20;
   // Forces the truncated path even where a merge is cached (benchmarks and
@@ -49,37 +56,42 @@ struct EngineOptions {
 
 class Engine {
  public:
-  // `encoder` is shared with the registry; `metrics` may be null.
+  // `encoder` is shared with the registry; `metrics` may be null. `merge`
+  // replaces the real merge (tests); by default MergedWeights on `encoder`.
   Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
-         ServerMetrics* metrics);
+         ServerMetrics* metrics, MergeFunction merge = nullptr);
 
-  // `adapter` null: backbone embeddings ([rows, hidden]). Otherwise the
-  // adapter's head outputs ([rows, num_labels]) with every row at its own
-  // rank. INVALID_ARGUMENT for no rows, a rank outside the adapter's range,
-  // mismatched ids/type_ids or ids outside the vocabulary; INTERNAL for a
-  // LibTorch failure.
-  absl::StatusOr<EngineOutput> Run(const ServedAdapter* adapter,
-                                   const std::vector<const EngineRow*>& rows);
+  // [rows, hidden] unit-norm embeddings. INTERNAL for a LibTorch failure.
+  absl::StatusOr<BatchOutput> Run(const BackboneBatch& batch) const;
+  // [rows, num_labels] head outputs. INTERNAL for a LibTorch failure.
+  absl::StatusOr<BatchOutput> Run(const AdapterBatch& batch);
 
-  // Merges and caches `ranks` of `adapter` now (a load-time pre-warm).
-  absl::Status Prewarm(const ServedAdapter& adapter,
+  // Merges and caches `ranks` of `adapter` on the merger's thread and waits
+  // (a load-time pre-warm; never called from a batch).
+  absl::Status Prewarm(std::shared_ptr<const ServedAdapter> adapter,
                        const std::vector<int64_t>& ranks);
-  // Forgets cached merges and counters of every version of `name`.
-  void Forget(absl::string_view name);
+  // Drops the cached merges and counters of `version` (and older versions
+  // of its name) and refuses merges of them from now on.
+  void Forget(const ServedAdapter& version);
+  // Blocks until no merge is queued or running (tests, benchmarks).
+  void WaitForMerges() { merger_.WaitUntilIdle(); }
 
   std::vector<int64_t> CachedRanks(const ServedAdapter& adapter) const;
   const MergeCache& merge_cache() const { return cache_; }
-  const Encoder& encoder() const { return *encoder_; }
 
  private:
-  // The cached merge for (adapter, rank), merging now when the policy says
-  // so; null means run truncated.
-  absl::StatusOr<std::shared_ptr<const MergedWeightsHook>> MergedFor(
-      const ServedAdapter& adapter, int64_t rank, int64_t rows);
-  // Merges and inserts into the cache; `*cached` says whether the cache
-  // kept it (an entry over the whole budget is not kept).
-  absl::StatusOr<std::shared_ptr<const MergedWeightsHook>> Merge(
-      const ServedAdapter& adapter, int64_t rank, bool* cached);
+  // The cached merge for the batch's single rank, or null (run truncated);
+  // counts the rows and schedules the merge once the rank is hot.
+  std::shared_ptr<const MergedWeightsHook> MergedOrSchedule(
+      const std::shared_ptr<const ServedAdapter>& adapter, int64_t rank,
+      int64_t rows);
+  absl::StatusOr<EncoderInputs> BatchInputs(
+      const std::vector<const TokenizedText*>& rows) const;
+  // Copies `result` [rows, width] to the host as one row-major float vector
+  // and records the batch's metrics.
+  absl::StatusOr<BatchOutput> Finish(
+      const at::Tensor& result, ExecutionPath path, size_t rows,
+      std::chrono::steady_clock::time_point start) const;
 
   const std::shared_ptr<const Encoder> encoder_;
   const EngineOptions options_;
@@ -87,6 +99,7 @@ class Engine {
   MergeCache cache_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<MergeKey, int64_t> rows_seen_ ABSL_GUARDED_BY(mu_);
+  BackgroundMerger merger_;  // last: its thread stops before the rest goes
 };
 
 }  // namespace dylora::serving

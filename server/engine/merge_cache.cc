@@ -23,12 +23,18 @@ std::shared_ptr<const MergedWeightsHook> MergeCache::Lookup(
   return it->second->merged;
 }
 
+bool MergeCache::Contains(const MergeKey& key) const {
+  absl::MutexLock lock(&mu_);
+  return index_.contains(key);
+}
+
 bool MergeCache::Insert(const MergeKey& key,
                         std::shared_ptr<const MergedWeightsHook> merged,
                         int64_t bytes) {
   // An entry that could never fit would only flush everything else out.
   if (merged == nullptr || bytes < 0 || bytes > budget_bytes_) return false;
   absl::MutexLock lock(&mu_);
+  if (IsRetiredLocked(key)) return false;
   auto it = index_.find(key);
   if (it != index_.end()) {
     bytes_ -= it->second->bytes;
@@ -45,10 +51,12 @@ bool MergeCache::Insert(const MergeKey& key,
   return true;
 }
 
-void MergeCache::EraseAdapter(absl::string_view adapter) {
+void MergeCache::Retire(absl::string_view adapter, int64_t version) {
   absl::MutexLock lock(&mu_);
+  int64_t& retired = retired_[adapter];
+  retired = std::max(retired, version);
   for (auto it = lru_.begin(); it != lru_.end();) {
-    if (it->key.adapter == adapter) {
+    if (it->key.adapter == adapter && it->key.version <= version) {
       bytes_ -= it->bytes;
       index_.erase(it->key);
       it = lru_.erase(it);
@@ -57,6 +65,16 @@ void MergeCache::EraseAdapter(absl::string_view adapter) {
     }
   }
   PublishSize();
+}
+
+bool MergeCache::IsRetired(const MergeKey& key) const {
+  absl::MutexLock lock(&mu_);
+  return IsRetiredLocked(key);
+}
+
+bool MergeCache::IsRetiredLocked(const MergeKey& key) const {
+  auto it = retired_.find(key.adapter);
+  return it != retired_.end() && key.version <= it->second;
 }
 
 std::vector<int64_t> MergeCache::CachedRanks(absl::string_view adapter,

@@ -4,6 +4,10 @@
 // shared_ptr<const MergedWeightsHook>: a batch keeps its entry alive even if
 // it is evicted meanwhile.
 //
+// Keys and erasure agree on (name, version): Retire(name, version) drops
+// that version and every older one of `name` and refuses them from then on,
+// so a merge of a replaced version finishing late cannot re-insert it.
+//
 // Thread-safe (one mutex; lookups are O(1)).
 #pragma once
 
@@ -47,13 +51,17 @@ class MergeCache {
   // The entry, marked most recently used; null on a miss. Counts a hit or a
   // miss.
   std::shared_ptr<const MergedWeightsHook> Lookup(const MergeKey& key);
+  // Whether `key` is cached (no hit or miss counted, LRU order unchanged).
+  bool Contains(const MergeKey& key) const;
   // Inserts (or replaces) an entry of `bytes`, then evicts least recently
-  // used entries until the total fits the budget. An entry larger than the
-  // whole budget is not kept (returns false).
+  // used entries until the total fits the budget. Not kept (returns false):
+  // an entry larger than the whole budget, or of a retired version.
   bool Insert(const MergeKey& key,
               std::shared_ptr<const MergedWeightsHook> merged, int64_t bytes);
-  // Drops every version of `adapter` (unload, replacement).
-  void EraseAdapter(absl::string_view adapter);
+  // Drops versions <= `version` of `adapter` and refuses them from now on
+  // (the version was replaced or unloaded; versions only grow).
+  void Retire(absl::string_view adapter, int64_t version);
+  bool IsRetired(const MergeKey& key) const;
   // Ranks cached for (adapter, version), ascending.
   std::vector<int64_t> CachedRanks(absl::string_view adapter,
                                    int64_t version) const;
@@ -68,6 +76,8 @@ class MergeCache {
     std::shared_ptr<const MergedWeightsHook> merged;
     int64_t bytes = 0;
   };
+  bool IsRetiredLocked(const MergeKey& key) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictToBudget() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PublishSize() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -78,6 +88,8 @@ class MergeCache {
   absl::flat_hash_map<MergeKey, std::list<Entry>::iterator> index_
       ABSL_GUARDED_BY(mu_);
   int64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // Per adapter name, the newest retired version.
+  absl::flat_hash_map<std::string, int64_t> retired_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace dylora::serving

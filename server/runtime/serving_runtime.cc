@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <utility>
+#include <variant>
 
 #include <spdlog/spdlog.h>
 
@@ -108,9 +109,9 @@ ServingRuntime::ServingRuntime(RuntimeOptions options,
       engine_(encoder_, options_.engine, metrics),
       batcher_(
           options_.batcher,
-          [this](const ServedAdapter* adapter,
-                 const std::vector<const EngineRow*>& rows) {
-            return engine_.Run(adapter, rows);
+          [this](const EngineBatch& batch) {
+            return std::visit([this](const auto& b) { return engine_.Run(b); },
+                              batch);
           },
           metrics) {
   batcher_.Start();
@@ -148,58 +149,119 @@ absl::Status ServingRuntime::ValidateInputs(
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<EngineRow>> ServingRuntime::Tokenize(
-    const std::vector<TextInput>& inputs, int64_t rank) const {
-  std::vector<EngineRow> rows;
+absl::StatusOr<std::vector<TokenizedText>> ServingRuntime::Tokenize(
+    const std::vector<TextInput>& inputs) const {
+  const EncoderConfig& config = encoder_->config();
+  std::vector<TokenizedText> rows;
   rows.reserve(inputs.size());
-  for (const TextInput& input : inputs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TextInput& input = inputs[i];
     absl::StatusOr<Encoding> encoding =
         input.text_pair.empty() ? tokenizer_.Encode(input.text)
                                 : tokenizer_.EncodePair(input.text, input.text_pair);
     if (!encoding.ok()) return encoding.status();
-    EngineRow row;
-    row.ids = std::move(encoding->ids);
-    row.type_ids = std::move(encoding->type_ids);
-    row.rank = rank;
-    rows.push_back(std::move(row));
+    // The engine trusts these: a tokenizer.json that does not belong to the
+    // backbone is caught here, on the host, with the text named.
+    if (encoding->ids.empty() || encoding->ids.size() != encoding->type_ids.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("text ", i, " tokenized to no tokens"));
+    }
+    for (size_t t = 0; t < encoding->ids.size(); ++t) {
+      if (encoding->ids[t] < 0 || encoding->ids[t] >= config.vocab_size ||
+          encoding->type_ids[t] < 0 ||
+          encoding->type_ids[t] >= config.type_vocab_size) {
+        return absl::InternalError(absl::StrCat(
+            "text ", i, " token ", t, ": id ", encoding->ids[t], " (type ",
+            encoding->type_ids[t], ") is outside the backbone's vocabulary of ",
+            config.vocab_size, " (", config.type_vocab_size,
+            " types); the tokenizer does not match the model"));
+      }
+    }
+    rows.push_back(TokenizedText{std::move(encoding->ids),
+                                 std::move(encoding->type_ids)});
   }
   return rows;
 }
 
-absl::Status ServingRuntime::Submit(InferenceCall call, InferenceDone done) {
+absl::StatusOr<ServedModel> ServingRuntime::FindModel(
+    absl::string_view name, std::optional<int64_t> version) const {
+  ServedModel model = Backbone{};
+  int64_t serving = kBackboneVersion;
+  if (!IsBackbone(name)) {
+    DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<const ServedAdapter> adapter,
+                            registry_.Get(name));
+    serving = adapter->version;
+    model = std::move(adapter);
+  }
+  if (version.has_value() && *version != serving) {
+    return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ",
+                                            *version, "; serving version ",
+                                            serving));
+  }
+  return model;
+}
+
+absl::StatusOr<ResolvedRequest> ServingRuntime::Resolve(InferenceCall call) const {
   if (!accepting_.load()) {
     return absl::UnavailableError("the server is shutting down");
   }
+  DYLORA_ASSIGN_OR_RETURN(ServedModel model, FindModel(call.model, call.version));
   DYLORA_RETURN_IF_ERROR(ValidateInputs(call.inputs));
-  std::shared_ptr<const ServedAdapter> adapter;
-  ResolvedRank rank;
-  if (!IsBackbone(call.model)) {
-    DYLORA_ASSIGN_OR_RETURN(adapter, registry_.Get(call.model));
+  ResolvedRequest request;
+  if (auto* adapter = std::get_if<std::shared_ptr<const ServedAdapter>>(&model)) {
     DYLORA_ASSIGN_OR_RETURN(
-        rank, ResolveRank(call.rank, *adapter->adapter, options_.profiles,
-                          options_.default_policy));
+        ResolvedRank rank, ResolveRank(call.rank, *(*adapter)->adapter,
+                                       options_.profiles, options_.default_policy));
+    request.target_ =
+        AdapterAtRank{std::move(*adapter), rank.rank, std::move(rank.source)};
   } else if (call.rank.kind != RankSelector::Kind::kDefault) {
     return absl::InvalidArgumentError(absl::StrCat(
         "\"", call.model, "\" is the backbone (sentence embeddings); it has no "
         "ranks"));
   }
+  DYLORA_ASSIGN_OR_RETURN(request.rows_, Tokenize(call.inputs));
+  request.deadline_ = call.deadline;
+  request.is_cancelled_ = std::move(call.is_cancelled);
+  return request;
+}
+
+absl::Status ServingRuntime::Submit(ResolvedRequest request, InferenceDone done) {
+  if (!accepting_.load()) {
+    return absl::UnavailableError("the server is shutting down");
+  }
   auto task = std::make_unique<InferenceTask>();
-  DYLORA_ASSIGN_OR_RETURN(task->rows, Tokenize(call.inputs, rank.rank));
-  task->adapter = adapter;
-  task->deadline = call.deadline;
-  task->is_cancelled = std::move(call.is_cancelled);
-  task->done = [adapter, rank, done = std::move(done)](
-                   absl::StatusOr<TaskResult> result) {
-    if (!result.ok()) {
-      done(result.status());
-      return;
-    }
-    done(InferenceReply{adapter, rank, *std::move(result)});
-  };
+  task->target = std::move(request.target_);
+  task->rows = std::move(request.rows_);
+  task->deadline = request.deadline_;
+  task->is_cancelled = std::move(request.is_cancelled_);
+  task->done = std::move(done);
   return batcher_.Submit(std::move(task));
 }
 
-absl::StatusOr<AdapterRegistry::LoadResult> ServingRuntime::LoadAdapter(
+int64_t ServingRuntime::embedding_width() const {
+  return encoder_->config().hidden_size;
+}
+
+AdapterStatus ServingRuntime::StatusOf(
+    std::shared_ptr<const ServedAdapter> adapter) const {
+  std::vector<int64_t> merged = engine_.CachedRanks(*adapter);
+  return AdapterStatus{std::move(adapter), std::move(merged)};
+}
+
+std::vector<AdapterStatus> ServingRuntime::ListAdapters() const {
+  std::vector<AdapterStatus> adapters;
+  for (auto& served : registry_.List()) adapters.push_back(StatusOf(std::move(served)));
+  return adapters;
+}
+
+absl::StatusOr<AdapterStatus> ServingRuntime::GetAdapter(
+    absl::string_view name) const {
+  DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<const ServedAdapter> served,
+                          registry_.Get(name));
+  return StatusOf(std::move(served));
+}
+
+absl::StatusOr<LoadAdapterResult> ServingRuntime::LoadAdapter(
     absl::string_view name, absl::string_view path,
     const std::vector<int64_t>& prewarm_ranks) {
   if (IsBackbone(name)) {
@@ -214,24 +276,24 @@ absl::StatusOr<AdapterRegistry::LoadResult> ServingRuntime::LoadAdapter(
   }
   DYLORA_ASSIGN_OR_RETURN(AdapterRegistry::LoadResult result,
                           registry_.Load(name, path));
-  if (result.replaced != nullptr) engine_.Forget(name);
+  if (result.replaced != nullptr) engine_.Forget(*result.replaced);
   if (!prewarm_ranks.empty()) {
     // The new version already serves, so a failed pre-warm does not undo the
     // load: those ranks run truncated until merged on demand, and the
     // adapter's merged_ranks show what was cached.
-    if (absl::Status status = engine_.Prewarm(*result.adapter, prewarm_ranks);
+    if (absl::Status status = engine_.Prewarm(result.adapter, prewarm_ranks);
         !status.ok()) {
       spdlog::warn("adapter {}: pre-warm failed: {}", std::string(name),
                    status.ToString());
     }
   }
-  return result;
+  return LoadAdapterResult{StatusOf(result.adapter), result.replaced != nullptr};
 }
 
 absl::Status ServingRuntime::UnloadAdapter(absl::string_view name) {
   DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<const ServedAdapter> removed,
                           registry_.Unload(name));
-  engine_.Forget(removed->name);
+  engine_.Forget(*removed);
   return absl::OkStatus();
 }
 

@@ -4,12 +4,13 @@
 // an InferenceTask. Both gRPC services (dylora.v1 and KServe v2) are thin
 // translations onto Submit(), so validation and rank rules exist once.
 //
-// Request path: Submit validates the texts (count, size, UTF-8, non-empty),
-// finds the adapter version (holding it for the whole request), resolves the
-// rank, tokenises on the caller's thread and queues the task; the batcher
-// calls `done` on a worker thread with the outputs.
+// Request path: Resolve turns an InferenceCall into a ResolvedRequest on the
+// caller's thread (one registry lookup: the adapter version is held for the
+// whole request; texts checked and tokenized; rank resolved); Submit queues
+// it; the batcher runs it with others on the same model and calls `done` on
+// a worker thread with an InferenceResult naming the target it ran on.
 //
-// Thread-safe. Call order: Create, Submit/LoadAdapter/... from any thread,
+// Thread-safe. Call order: Create, Resolve/Submit/LoadAdapter/... from any thread,
 // BeginShutdown (refuse new work), Shutdown (drain the queue).
 #pragma once
 
@@ -17,7 +18,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -58,21 +61,54 @@ struct TextInput {
   std::string text_pair;  // empty: a single text
 };
 
+// What a protocol asks for, before anything is looked up or checked.
 struct InferenceCall {
   std::string model;  // an adapter name, or the backbone name
+  // The version that must be serving (KServe model_version); nullopt: any.
+  std::optional<int64_t> version;
   std::vector<TextInput> inputs;
   RankSelector rank;
   absl::Time deadline = absl::InfiniteFuture();
   std::function<bool()> is_cancelled;  // may be empty
 };
 
-struct InferenceReply {
-  std::shared_ptr<const ServedAdapter> adapter;  // null: the backbone
-  ResolvedRank rank;                             // rank 0 for the backbone
-  TaskResult result;
+// The version the backbone reports (it never changes while serving).
+inline constexpr int64_t kBackboneVersion = 1;
+
+// A model as served now: the backbone, or the current version of an adapter.
+using ServedModel = std::variant<Backbone, std::shared_ptr<const ServedAdapter>>;
+
+// A call resolved by ServingRuntime::Resolve: the model looked up once, the
+// rank resolved, the texts tokenized and checked. Immutable; Submit moves it
+// into the batcher and the engine uses it unchecked.
+class ResolvedRequest {
+ public:
+  ResolvedRequest(ResolvedRequest&&) = default;
+  ResolvedRequest& operator=(ResolvedRequest&&) = default;
+
+  const Target& target() const { return target_; }
+  size_t rows() const { return rows_.size(); }
+
+ private:
+  friend class ServingRuntime;
+  ResolvedRequest() = default;
+
+  Target target_;
+  std::vector<TokenizedText> rows_;
+  absl::Time deadline_ = absl::InfiniteFuture();
+  std::function<bool()> is_cancelled_;
 };
 
-using InferenceDone = std::function<void(absl::StatusOr<InferenceReply>)>;
+// An adapter as ListAdapters / GetAdapter report it.
+struct AdapterStatus {
+  std::shared_ptr<const ServedAdapter> adapter;
+  std::vector<int64_t> merged_ranks;  // ranks whose merge is cached
+};
+
+struct LoadAdapterResult {
+  AdapterStatus loaded;
+  bool replaced = false;  // an older version of the name was serving
+};
 
 class ServingRuntime {
  public:
@@ -82,44 +118,69 @@ class ServingRuntime {
       RuntimeOptions options, ServerMetrics* metrics);
   ~ServingRuntime();
 
-  // Validates `call` and queues it. On an error nothing was queued and
-  // `done` is not called: NOT_FOUND (unknown model), INVALID_ARGUMENT (no
-  // texts, too many, empty, too long, not UTF-8, bad rank or profile),
-  // FAILED_PRECONDITION (policy without rank table), RESOURCE_EXHAUSTED
-  // (queue full), UNAVAILABLE (shutting down). Otherwise `done` is called
-  // exactly once, from a batcher thread.
-  absl::Status Submit(InferenceCall call, InferenceDone done);
+  // Looks the model up once and checks everything about `call`:
+  // NOT_FOUND (unknown model, or not the version asked for),
+  // INVALID_ARGUMENT (no texts, too many, empty, too long, not UTF-8, bad
+  // rank or profile, a rank for the backbone), FAILED_PRECONDITION (policy
+  // without rank table), UNAVAILABLE (shutting down).
+  // Checks run in that order: shutting down, the model, then the rest, so
+  // a Resolve error other than UNAVAILABLE or NOT_FOUND came after the model
+  // was found (ResolvedModel() says so, e.g. for a metrics label).
+  absl::StatusOr<ResolvedRequest> Resolve(InferenceCall call) const;
+  static bool ResolvedModel(const absl::Status& resolve_error) {
+    return !absl::IsUnavailable(resolve_error) && !absl::IsNotFound(resolve_error);
+  }
+
+  // Queues `request`; `done` is then called exactly once, from a batcher
+  // thread, with the result (whose target is the request's). On an error
+  // nothing was queued and `done` is not called: RESOURCE_EXHAUSTED (queue
+  // full), UNAVAILABLE (shutting down).
+  absl::Status Submit(ResolvedRequest request, InferenceDone done);
+
+  // The model serving `name` (and `version`, when given): NOT_FOUND
+  // otherwise.
+  absl::StatusOr<ServedModel> FindModel(
+      absl::string_view name, std::optional<int64_t> version = std::nullopt) const;
+  std::vector<AdapterStatus> ListAdapters() const;
+  absl::StatusOr<AdapterStatus> GetAdapter(absl::string_view name) const;
 
   // Loads or replaces an adapter; on success the engine forgets merges of
-  // the version replaced and pre-warms `prewarm_ranks`.
-  absl::StatusOr<AdapterRegistry::LoadResult> LoadAdapter(
+  // the version replaced and pre-warms `prewarm_ranks` (on the merger's
+  // thread; a failed pre-warm is logged and leaves the ranks truncated).
+  absl::StatusOr<LoadAdapterResult> LoadAdapter(
       absl::string_view name, absl::string_view path,
       const std::vector<int64_t>& prewarm_ranks);
   absl::Status UnloadAdapter(absl::string_view name);
 
-  // Refuses new Submit calls with UNAVAILABLE from now on.
+  // Refuses new requests with UNAVAILABLE from now on.
   void BeginShutdown();
   // BeginShutdown, then runs every queued task and stops the workers.
   void Shutdown();
   bool accepting() const { return accepting_.load(); }
 
   const std::string& backbone_name() const { return backbone_name_; }
-  bool IsBackbone(absl::string_view model) const {
-    return model == backbone_name_;
-  }
+  // The width of the backbone's sentence embeddings.
+  int64_t embedding_width() const;
+  // Texts one request may carry (protocols check it before decoding).
+  int64_t max_texts_per_request() const { return options_.max_texts_per_request; }
+  // The backbone, for tests and tools that build adapters for it.
   const Encoder& encoder() const { return *encoder_; }
-  const AdapterRegistry& registry() const { return registry_; }
-  const Engine& engine() const { return engine_; }
-  const RuntimeOptions& options() const { return options_; }
+  // Blocks until no merge is queued or running (tests, benchmarks).
+  void WaitForMerges() { engine_.WaitForMerges(); }
 
  private:
   ServingRuntime(RuntimeOptions options, std::shared_ptr<const Encoder> encoder,
                  Tokenizer tokenizer, std::string backbone_name,
                  ServerMetrics* metrics);
 
+  bool IsBackbone(absl::string_view model) const {
+    return model == backbone_name_;
+  }
   absl::Status ValidateInputs(const std::vector<TextInput>& inputs) const;
-  absl::StatusOr<std::vector<EngineRow>> Tokenize(
-      const std::vector<TextInput>& inputs, int64_t rank) const;
+  // Tokenizes and checks every id against the backbone's vocabularies.
+  absl::StatusOr<std::vector<TokenizedText>> Tokenize(
+      const std::vector<TextInput>& inputs) const;
+  AdapterStatus StatusOf(std::shared_ptr<const ServedAdapter> adapter) const;
 
   const RuntimeOptions options_;
   const std::shared_ptr<const Encoder> encoder_;

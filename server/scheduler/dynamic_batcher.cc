@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <utility>
+#include <variant>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -132,7 +133,7 @@ std::optional<DynamicBatcher::Batch> DynamicBatcher::TakeReadyBatch(
   int64_t rows = RowCount(oldest);
   bool full = rows >= max_rows;
   for (size_t i = 1; i < queue_.size() && !full; ++i) {
-    if (queue_[i]->adapter != oldest.adapter) continue;
+    if (!SameModel(queue_[i]->target, oldest.target)) continue;
     const int64_t task_rows = RowCount(*queue_[i]);
     if (rows + task_rows > max_rows) {
       full = true;
@@ -199,19 +200,19 @@ void DynamicBatcher::FailDropped(std::vector<DroppedTask> dropped) {
 }
 
 void DynamicBatcher::RunBatch(Batch batch, absl::Time start) {
-  const ServedAdapter* adapter = batch.tasks.front()->adapter.get();
-  std::vector<const EngineRow*> rows;
-  for (const auto& task : batch.tasks) {
-    if (metrics_ != nullptr) {
+  EngineBatch engine_batch = BatchOf(batch);
+  const int64_t batch_rows = std::visit(
+      [](const auto& b) { return static_cast<int64_t>(b.rows.size()); },
+      engine_batch);
+  if (metrics_ != nullptr) {
+    for (const auto& task : batch.tasks) {
       metrics_->ObserveQueueTime(
           absl::ToDoubleSeconds(start - task->enqueue_time));
     }
-    for (const EngineRow& row : task->rows) rows.push_back(&row);
   }
-  const int64_t batch_rows = static_cast<int64_t>(rows.size());
 
   const absl::Time compute_start = clock_();
-  absl::StatusOr<EngineOutput> output = runner_(adapter, rows);
+  absl::StatusOr<BatchOutput> output = runner_(engine_batch);
   const absl::Duration compute_time = clock_() - compute_start;
 
   if (output.ok() &&
@@ -229,17 +230,38 @@ void DynamicBatcher::RunBatch(Batch batch, absl::Time start) {
   const int64_t width = output->width;
   auto next_value = output->values.begin();
   for (const auto& task : batch.tasks) {
-    TaskResult result;
-    result.width = width;
+    InferenceResult result;
     const int64_t count = RowCount(*task) * width;
     result.values.assign(next_value, next_value + count);
     next_value += count;
+    result.target = std::move(task->target);
+    result.width = width;
     result.path = output->path;
     result.queue_time = start - task->enqueue_time;
     result.compute_time = compute_time;
     result.batch_rows = batch_rows;
     task->done(std::move(result));
   }
+}
+
+EngineBatch DynamicBatcher::BatchOf(const Batch& batch) {
+  const Target& first = batch.tasks.front()->target;
+  if (const auto* at_rank = std::get_if<AdapterAtRank>(&first)) {
+    AdapterBatch out{at_rank->adapter, {}, {}};
+    for (const auto& task : batch.tasks) {
+      const int64_t rank = std::get<AdapterAtRank>(task->target).rank;
+      for (const TokenizedText& row : task->rows) {
+        out.rows.push_back(&row);
+        out.ranks.push_back(rank);
+      }
+    }
+    return out;
+  }
+  BackboneBatch out;
+  for (const auto& task : batch.tasks) {
+    for (const TokenizedText& row : task->rows) out.rows.push_back(&row);
+  }
+  return out;
 }
 
 void DynamicBatcher::WorkerLoop() {

@@ -1,6 +1,6 @@
 // DynamicBatcher: Triton's dynamic batcher for one backbone. Requests queue in
-// arrival order; a batch is the oldest task plus every later task of the same
-// adapter version, up to `max_batch_rows` rows (mixed ranks allowed). A batch
+// arrival order; a batch is the oldest task plus every later task on the same
+// model (the backbone, or one adapter version: SameModel), up to `max_batch_rows` rows (mixed ranks allowed). A batch
 // runs when it is full, when its oldest task has waited `max_queue_delay`, or
 // when the batcher is stopping. Expired (deadline passed) or cancelled tasks
 // are dropped before compute. A full queue refuses a task at once
@@ -42,10 +42,10 @@ struct BatcherOptions {
   int num_workers = 1;
 };
 
-// Runs one batch: rows of one adapter version (null: the backbone), in task
-// order. The Engine provides it.
-using BatchRunner = std::function<absl::StatusOr<EngineOutput>(
-    const ServedAdapter* adapter, const std::vector<const EngineRow*>& rows)>;
+// Runs one batch (the rows of its tasks in order, all on one model). The
+// Engine provides it.
+using BatchRunner =
+    std::function<absl::StatusOr<BatchOutput>(const EngineBatch& batch)>;
 
 class DynamicBatcher {
  public:
@@ -96,6 +96,8 @@ class DynamicBatcher {
   int64_t StepInline(bool* idle) ABSL_LOCKS_EXCLUDED(mu_);
   void FailDropped(std::vector<DroppedTask> dropped);
   void RunBatch(Batch batch, absl::Time start);
+  // The engine's view of `batch`: row pointers into its tasks, in order.
+  static EngineBatch BatchOf(const Batch& batch);
   void WorkerLoop() ABSL_LOCKS_EXCLUDED(mu_);
 
   const BatcherOptions options_;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "core/model/encoder.h"
 #include "core/model/pooling.h"
 #include "core/tokenizer/tokenizer.h"
+#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/metrics/server_metrics.h"
@@ -30,6 +32,40 @@ std::string AdapterFixtures() {
   return dylora::testing::FixturesDir() + "/adapter";
 }
 
+// Rows of one batch (ids < the fixture's vocabulary of 100, different
+// lengths) and the rank of each.
+struct TestRows {
+  std::vector<TokenizedText> texts;
+  std::vector<int64_t> ranks;
+
+  std::vector<const TokenizedText*> Pointers() const {
+    std::vector<const TokenizedText*> pointers;
+    for (const TokenizedText& text : texts) pointers.push_back(&text);
+    return pointers;
+  }
+  AdapterBatch On(std::shared_ptr<const ServedAdapter> adapter) const {
+    return AdapterBatch{std::move(adapter), Pointers(), ranks};
+  }
+  BackboneBatch OnBackbone() const { return BackboneBatch{Pointers()}; }
+  // Row i alone.
+  TestRows Row(size_t i) const { return TestRows{{texts[i]}, {ranks[i]}}; }
+};
+
+TestRows Rows(const std::vector<int64_t>& ranks) {
+  TestRows rows;
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    TokenizedText text;
+    const size_t length = 3 + (i * 5) % 11;
+    for (size_t t = 0; t < length; ++t) {
+      text.ids.push_back(static_cast<int32_t>((7 * i + 13 * t + 1) % 100));
+      text.type_ids.push_back(t >= length / 2 ? 1 : 0);
+    }
+    rows.texts.push_back(std::move(text));
+  }
+  rows.ranks = ranks;
+  return rows;
+}
+
 // The tiny BERT backbone and the dylora_r8 adapter served as "a" v1.
 class EngineTest : public ::testing::Test {
  protected:
@@ -37,15 +73,23 @@ class EngineTest : public ::testing::Test {
     auto encoder = Encoder::Load(AdapterFixtures() + "/tiny-bert");
     ASSERT_TRUE(encoder.ok()) << encoder.status();
     encoder_ = std::shared_ptr<const Encoder>(std::move(*encoder));
+    served_ = Serve("a", 1);
+    ASSERT_NE(served_, nullptr);
+  }
+
+  std::shared_ptr<const ServedAdapter> Serve(const std::string& name,
+                                             int64_t version) {
     auto loaded = LoadAdapter(AdapterFixtures() + "/dylora_r8", *encoder_);
-    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_TRUE(loaded.ok()) << loaded.status();
+    if (!loaded.ok()) return nullptr;
     auto on_device = (*loaded)->To(encoder_->device(), encoder_->dtype());
-    ASSERT_TRUE(on_device.ok()) << on_device.status();
+    EXPECT_TRUE(on_device.ok()) << on_device.status();
     auto head = (*on_device)->BuildHead(*encoder_);
-    ASSERT_TRUE(head.ok()) << head.status();
-    served_ = std::make_unique<ServedAdapter>(ServedAdapter{
-        .name = "a",
-        .version = 1,
+    EXPECT_TRUE(head.ok()) << head.status();
+    if (!on_device.ok() || !head.ok()) return nullptr;
+    return std::make_shared<const ServedAdapter>(ServedAdapter{
+        .name = name,
+        .version = version,
         .path = AdapterFixtures() + "/dylora_r8",
         .adapter = std::shared_ptr<const DyLoraAdapter>(std::move(*on_device)),
         .head = std::move(*head),
@@ -54,57 +98,49 @@ class EngineTest : public ::testing::Test {
 
   std::unique_ptr<Engine> MakeEngine(int64_t merge_after_rows,
                                      bool force_truncated = false,
-                                     ServerMetrics* metrics = nullptr) {
+                                     ServerMetrics* metrics = nullptr,
+                                     MergeFunction merge = nullptr) {
     EngineOptions options;
     options.merge_after_rows = merge_after_rows;
     options.force_truncated = force_truncated;
-    return std::make_unique<Engine>(encoder_, options, metrics);
+    return std::make_unique<Engine>(encoder_, options, metrics, std::move(merge));
   }
 
-  // Rows of different lengths (ids < the fixture's vocabulary of 100).
-  static std::vector<EngineRow> Rows(const std::vector<int64_t>& ranks) {
-    std::vector<EngineRow> rows;
-    for (size_t i = 0; i < ranks.size(); ++i) {
-      EngineRow row;
-      const size_t length = 3 + (i * 5) % 11;
-      for (size_t t = 0; t < length; ++t) {
-        row.ids.push_back(static_cast<int32_t>((7 * i + 13 * t + 1) % 100));
-        row.type_ids.push_back(t >= length / 2 ? 1 : 0);
-      }
-      row.rank = ranks[i];
-      rows.push_back(std::move(row));
-    }
-    return rows;
-  }
-
-  static std::vector<const EngineRow*> Pointers(
-      const std::vector<EngineRow>& rows) {
-    std::vector<const EngineRow*> pointers;
-    for (const EngineRow& row : rows) pointers.push_back(&row);
-    return pointers;
+  // The real merge, as the engine computes it.
+  MergeFunction RealMerge() const {
+    return [encoder = encoder_](const ServedAdapter& adapter,
+                                int64_t rank) -> absl::StatusOr<MergedEntry> {
+      c10::InferenceMode inference;
+      auto merged = MergedWeights(*adapter.adapter, *encoder, rank);
+      if (!merged.ok()) return merged.status();
+      int64_t bytes = 0;
+      for (const auto& [id, w] : *merged) bytes += static_cast<int64_t>(w.nbytes());
+      return MergedEntry{std::make_shared<const MergedWeightsHook>(*std::move(merged)),
+                         bytes};
+    };
   }
 
   // The same batch padded by hand: [rows, longest], pad 0, mask 1/0.
-  static EncoderInputs Inputs(const std::vector<EngineRow>& rows) {
+  static EncoderInputs Inputs(const TestRows& rows) {
     size_t longest = 0;
-    for (const EngineRow& row : rows)
+    for (const TokenizedText& row : rows.texts)
       longest = std::max(longest, row.ids.size());
-    const int64_t n = static_cast<int64_t>(rows.size());
+    const int64_t n = static_cast<int64_t>(rows.texts.size());
     const int64_t s = static_cast<int64_t>(longest);
     EncoderInputs inputs{at::zeros({n, s}, at::kLong),
                          at::zeros({n, s}, at::kLong),
                          at::zeros({n, s}, at::kLong)};
     for (int64_t r = 0; r < n; ++r) {
-      for (size_t t = 0; t < rows[r].ids.size(); ++t) {
-        inputs.input_ids[r][t] = rows[r].ids[t];
-        inputs.token_type_ids[r][t] = rows[r].type_ids[t];
+      for (size_t t = 0; t < rows.texts[r].ids.size(); ++t) {
+        inputs.input_ids[r][t] = rows.texts[r].ids[t];
+        inputs.token_type_ids[r][t] = rows.texts[r].type_ids[t];
         inputs.attention_mask[r][t] = 1;
       }
     }
     return inputs;
   }
 
-  static at::Tensor AsTensor(const EngineOutput& output) {
+  static at::Tensor AsTensor(const BatchOutput& output) {
     const int64_t rows = static_cast<int64_t>(output.values.size()) /
                          std::max<int64_t>(output.width, 1);
     return at::tensor(output.values, at::kFloat).reshape({rows, output.width});
@@ -114,15 +150,22 @@ class EngineTest : public ::testing::Test {
     return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
   }
 
+  // The path of one run of `rows` on `engine` (fails the test on an error).
+  ExecutionPath PathOf(Engine& engine, const TestRows& rows) {
+    auto output = engine.Run(rows.On(served_));
+    EXPECT_TRUE(output.ok()) << output.status();
+    return output.ok() ? output->path : ExecutionPath::kBackbone;
+  }
+
   std::shared_ptr<const Encoder> encoder_;
-  std::unique_ptr<ServedAdapter> served_;
+  std::shared_ptr<const ServedAdapter> served_;
 };
 
 TEST_F(EngineTest, TruncatedSingleRankMatchesAdapterHook) {
   auto engine = MakeEngine(/*merge_after_rows=*/0);
   for (int64_t rank = 1; rank <= 8; ++rank) {
-    const std::vector<EngineRow> rows = Rows({rank, rank, rank, rank});
-    auto output = engine->Run(served_.get(), Pointers(rows));
+    const TestRows rows = Rows({rank, rank, rank, rank});
+    auto output = engine->Run(rows.On(served_));
     ASSERT_TRUE(output.ok()) << output.status();
     EXPECT_EQ(output->path, ExecutionPath::kTruncated);
     EXPECT_EQ(output->width, 3);
@@ -143,13 +186,12 @@ TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
   auto merged_engine = MakeEngine(/*merge_after_rows=*/0);
   auto truncated_engine =
       MakeEngine(/*merge_after_rows=*/0, /*force_truncated=*/true);
-  ASSERT_TRUE(merged_engine->Prewarm(*served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
-  ASSERT_TRUE(
-      truncated_engine->Prewarm(*served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
+  ASSERT_TRUE(merged_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
+  ASSERT_TRUE(truncated_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
   for (int64_t rank = 1; rank <= 8; ++rank) {
-    const std::vector<EngineRow> rows = Rows({rank, rank, rank});
-    auto merged = merged_engine->Run(served_.get(), Pointers(rows));
-    auto truncated = truncated_engine->Run(served_.get(), Pointers(rows));
+    const TestRows rows = Rows({rank, rank, rank});
+    auto merged = merged_engine->Run(rows.On(served_));
+    auto truncated = truncated_engine->Run(rows.On(served_));
     ASSERT_TRUE(merged.ok()) << merged.status();
     ASSERT_TRUE(truncated.ok()) << truncated.status();
     EXPECT_EQ(merged->path, ExecutionPath::kMerged);
@@ -159,10 +201,8 @@ TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
         << "rank " << rank;
   }
   // Different ranks really give different outputs (the test can fail).
-  const std::vector<EngineRow> low = Rows({1, 1});
-  const std::vector<EngineRow> high = Rows({8, 8});
-  auto at_low = merged_engine->Run(served_.get(), Pointers(low));
-  auto at_high = merged_engine->Run(served_.get(), Pointers(high));
+  auto at_low = merged_engine->Run(Rows({1, 1}).On(served_));
+  auto at_high = merged_engine->Run(Rows({8, 8}).On(served_));
   ASSERT_TRUE(at_low.ok() && at_high.ok());
   EXPECT_GT(MaxAbsDiff(AsTensor(*at_low), AsTensor(*at_high)), 1e-4);
 }
@@ -170,161 +210,177 @@ TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
 TEST_F(EngineTest, MixedRanksMatchEachRowAlone) {
   auto engine = MakeEngine(/*merge_after_rows=*/1);
   const std::vector<int64_t> ranks = {1, 8, 3, 5, 8, 2};
-  const std::vector<EngineRow> rows = Rows(ranks);
-  auto batch = engine->Run(served_.get(), Pointers(rows));
+  const TestRows rows = Rows(ranks);
+  auto batch = engine->Run(rows.On(served_));
   ASSERT_TRUE(batch.ok()) << batch.status();
   EXPECT_EQ(batch->path, ExecutionPath::kTruncated);
-  EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());
+  engine->WaitForMerges();
+  EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());  // mixed: no merge
   const at::Tensor together = AsTensor(*batch);
   ASSERT_EQ(together.size(0), static_cast<int64_t>(ranks.size()));
 
-  auto alone_engine =
-      MakeEngine(/*merge_after_rows=*/0, /*force_truncated=*/true);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    auto alone = alone_engine->Run(served_.get(), {&rows[i]});
+  auto alone_engine = MakeEngine(/*merge_after_rows=*/0, /*force_truncated=*/true);
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    auto alone = alone_engine->Run(rows.Row(i).On(served_));
     ASSERT_TRUE(alone.ok()) << alone.status();
     EXPECT_LE(MaxAbsDiff(together[i].unsqueeze(0), AsTensor(*alone)), 1e-5)
         << "row " << i << " at rank " << ranks[i];
   }
 }
 
-TEST_F(EngineTest, MergesAfterEnoughRows) {
+TEST_F(EngineTest, AHotRankIsMergedInTheBackgroundAndThenServedMerged) {
   ServerMetrics metrics;
   auto engine = MakeEngine(/*merge_after_rows=*/3, false, &metrics);
-  const std::vector<EngineRow> one = Rows({4});
-  std::vector<ExecutionPath> paths;
-  for (int i = 0; i < 4; ++i) {
-    auto output = engine->Run(served_.get(), Pointers(one));
-    ASSERT_TRUE(output.ok()) << output.status();
-    paths.push_back(output->path);
-  }
-  EXPECT_THAT(paths,
-              ElementsAre(ExecutionPath::kTruncated, ExecutionPath::kTruncated,
-                          ExecutionPath::kMerged, ExecutionPath::kMerged));
+  const TestRows one = Rows({4});
+  // The third row crosses the threshold: its batch still runs truncated and
+  // the merge is queued; once it is done, rank 4 runs merged.
+  EXPECT_EQ(PathOf(*engine, one), ExecutionPath::kTruncated);
+  EXPECT_EQ(PathOf(*engine, one), ExecutionPath::kTruncated);
+  EXPECT_EQ(PathOf(*engine, one), ExecutionPath::kTruncated);
+  engine->WaitForMerges();
   EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(4));
+  EXPECT_EQ(PathOf(*engine, one), ExecutionPath::kMerged);
   EXPECT_GT(engine->merge_cache().bytes(), 0);
 
-  // A batch of three rows at a fresh rank reaches the threshold at once.
-  const std::vector<EngineRow> three = Rows({6, 6, 6});
-  auto output = engine->Run(served_.get(), Pointers(three));
-  ASSERT_TRUE(output.ok()) << output.status();
-  EXPECT_EQ(output->path, ExecutionPath::kMerged);
+  // Three rows at a fresh rank reach the threshold at once.
+  const TestRows three = Rows({6, 6, 6});
+  EXPECT_EQ(PathOf(*engine, three), ExecutionPath::kTruncated);
+  engine->WaitForMerges();
+  EXPECT_EQ(PathOf(*engine, three), ExecutionPath::kMerged);
   EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(4, 6));
 
   const std::string text = metrics.Scrape();
   EXPECT_THAT(text, HasSubstr("dylora_merges_total 2"));
-  EXPECT_THAT(text, HasSubstr(R"(dylora_rows_total{path="truncated"} 2)"));
-  EXPECT_THAT(text, HasSubstr(R"(dylora_rows_total{path="merged"} 5)"));
+  EXPECT_THAT(text, HasSubstr(R"(dylora_rows_total{path="truncated"} 6)"));
+  EXPECT_THAT(text, HasSubstr(R"(dylora_rows_total{path="merged"} 4)"));
   EXPECT_THAT(text, HasSubstr("dylora_merge_cache_entries 2"));
+}
+
+TEST_F(EngineTest, ASlowMergeDoesNotDelayOtherBatches) {
+  absl::Notification merge_started, release_merge;
+  MergeFunction real = RealMerge();
+  auto engine = MakeEngine(
+      /*merge_after_rows=*/1, false, nullptr,
+      [&](const ServedAdapter& adapter, int64_t rank) {
+        // Merges run one at a time on the merger's thread.
+        if (!merge_started.HasBeenNotified()) merge_started.Notify();
+        release_merge.WaitForNotification();
+        return real(adapter, rank);
+      });
+  EXPECT_EQ(PathOf(*engine, Rows({2})), ExecutionPath::kTruncated);
+  ASSERT_TRUE(merge_started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+
+  // The merge of rank 2 is stuck; batches at rank 2, at another rank and on
+  // the backbone all finish meanwhile, truncated.
+  absl::Notification batches_done;
+  std::vector<ExecutionPath> paths;
+  std::thread batches([&] {
+    for (const TestRows& rows : {Rows({2, 2}), Rows({5}), Rows({2})}) {
+      auto output = engine->Run(rows.On(served_));
+      paths.push_back(output.ok() ? output->path : ExecutionPath::kBackbone);
+    }
+    auto backbone = engine->Run(Rows({0}).OnBackbone());
+    paths.push_back(backbone.ok() ? backbone->path : ExecutionPath::kMerged);
+    batches_done.Notify();
+  });
+  const bool finished = batches_done.WaitForNotificationWithTimeout(absl::Seconds(60));
+  release_merge.Notify();
+  batches.join();
+  ASSERT_TRUE(finished) << "batches waited for the merge";
+  EXPECT_THAT(paths, ElementsAre(ExecutionPath::kTruncated, ExecutionPath::kTruncated,
+                                 ExecutionPath::kTruncated, ExecutionPath::kBackbone));
+
+  engine->WaitForMerges();
+  EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(2, 5));
+  EXPECT_EQ(PathOf(*engine, Rows({2})), ExecutionPath::kMerged);
 }
 
 TEST_F(EngineTest, NeverMergesOnDemandWhenThresholdIsZero) {
   auto engine = MakeEngine(/*merge_after_rows=*/0);
-  const std::vector<EngineRow> rows = Rows({2, 2, 2, 2});
+  const TestRows rows = Rows({2, 2, 2, 2});
   for (int i = 0; i < 5; ++i) {
-    auto output = engine->Run(served_.get(), Pointers(rows));
-    ASSERT_TRUE(output.ok()) << output.status();
-    EXPECT_EQ(output->path, ExecutionPath::kTruncated);
+    EXPECT_EQ(PathOf(*engine, rows), ExecutionPath::kTruncated);
   }
+  engine->WaitForMerges();
   EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());
 
-  ASSERT_TRUE(engine->Prewarm(*served_, {2}).ok());
+  ASSERT_TRUE(engine->Prewarm(served_, {2}).ok());
   EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(2));
-  auto merged = engine->Run(served_.get(), Pointers(rows));
-  ASSERT_TRUE(merged.ok()) << merged.status();
-  EXPECT_EQ(merged->path, ExecutionPath::kMerged);
-  const std::vector<EngineRow> other = Rows({3});
-  auto truncated = engine->Run(served_.get(), Pointers(other));
-  ASSERT_TRUE(truncated.ok()) << truncated.status();
-  EXPECT_EQ(truncated->path, ExecutionPath::kTruncated);
+  EXPECT_EQ(PathOf(*engine, rows), ExecutionPath::kMerged);
+  EXPECT_EQ(PathOf(*engine, Rows({3})), ExecutionPath::kTruncated);
 }
 
-TEST_F(EngineTest, ForgetDropsCacheAndCounters) {
+TEST_F(EngineTest, ForgetDropsCacheAndCountersOfThatVersion) {
   auto engine = MakeEngine(/*merge_after_rows=*/3);
-  ASSERT_TRUE(engine->Prewarm(*served_, {2, 5}).ok());
+  ASSERT_TRUE(engine->Prewarm(served_, {2, 5}).ok());
   EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(2, 5));
-  const std::vector<EngineRow> two = Rows({4, 4});
-  auto output = engine->Run(served_.get(), Pointers(two));  // 2 rows counted
-  ASSERT_TRUE(output.ok());
-  EXPECT_EQ(output->path, ExecutionPath::kTruncated);
+  EXPECT_EQ(PathOf(*engine, Rows({4, 4})), ExecutionPath::kTruncated);  // 2 rows counted
 
-  engine->Forget("a");
+  engine->Forget(*served_);
   EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());
   EXPECT_EQ(engine->merge_cache().entries(), 0);
   EXPECT_EQ(engine->merge_cache().bytes(), 0);
-  // The counter at rank 4 restarted: one more row stays below 3.
-  const std::vector<EngineRow> one = Rows({4});
-  output = engine->Run(served_.get(), Pointers(one));
-  ASSERT_TRUE(output.ok());
-  EXPECT_EQ(output->path, ExecutionPath::kTruncated);
-  const std::vector<EngineRow> at_two = Rows({2});
-  output = engine->Run(served_.get(), Pointers(at_two));
-  ASSERT_TRUE(output.ok());
-  EXPECT_EQ(output->path, ExecutionPath::kTruncated);
+  // The counter at rank 4 is gone, and the forgotten version is never
+  // merged again: not on demand, not by a pre-warm.
+  EXPECT_EQ(PathOf(*engine, Rows({4, 4, 4})), ExecutionPath::kTruncated);
+  engine->WaitForMerges();
+  EXPECT_EQ(PathOf(*engine, Rows({4})), ExecutionPath::kTruncated);
+  EXPECT_EQ(engine->Prewarm(served_, {2}).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());
+
+  // The next version of the name merges as usual.
+  auto next = Serve("a", 2);
+  ASSERT_NE(next, nullptr);
+  ASSERT_TRUE(engine->Prewarm(next, {2}).ok());
+  EXPECT_THAT(engine->CachedRanks(*next), ElementsAre(2));
+}
+
+TEST_F(EngineTest, AMergeFinishingAfterItsVersionIsForgottenIsDropped) {
+  absl::Notification merge_started, release_merge;
+  MergeFunction real = RealMerge();
+  auto engine = MakeEngine(
+      /*merge_after_rows=*/1, false, nullptr,
+      [&](const ServedAdapter& adapter, int64_t rank) {
+        // Merges run one at a time on the merger's thread.
+        if (!merge_started.HasBeenNotified()) merge_started.Notify();
+        release_merge.WaitForNotification();
+        return real(adapter, rank);
+      });
+  EXPECT_EQ(PathOf(*engine, Rows({3})), ExecutionPath::kTruncated);
+  ASSERT_TRUE(merge_started.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  engine->Forget(*served_);  // replaced while its merge runs
+  release_merge.Notify();
+  engine->WaitForMerges();
+  EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());
+  EXPECT_EQ(engine->merge_cache().entries(), 0);
 }
 
 TEST_F(EngineTest, PrewarmRejectsBadRankAndTooSmallCache) {
   auto engine = MakeEngine(/*merge_after_rows=*/0);
-  EXPECT_EQ(engine->Prewarm(*served_, {9}).code(),
+  EXPECT_EQ(engine->Prewarm(served_, {9}).code(),
             absl::StatusCode::kInvalidArgument);
   EngineOptions tiny;
   tiny.merge_cache_bytes = 16;
+  tiny.merge_after_rows = 1;
   Engine small(encoder_, tiny, nullptr);
-  EXPECT_EQ(small.Prewarm(*served_, {1}).code(),
+  EXPECT_EQ(small.Prewarm(served_, {1}).code(),
             absl::StatusCode::kResourceExhausted);
-}
-
-TEST_F(EngineTest, RejectsBadInput) {
-  auto engine = MakeEngine(/*merge_after_rows=*/1);
-  auto empty = engine->Run(served_.get(), {});
-  EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
-
-  for (int64_t bad_rank : {0, 9, -1}) {
-    std::vector<EngineRow> rows = Rows({2, bad_rank});
-    auto output = engine->Run(served_.get(), Pointers(rows));
-    EXPECT_EQ(output.status().code(), absl::StatusCode::kInvalidArgument)
-        << bad_rank;
-    EXPECT_THAT(output.status().message(), HasSubstr("row 1"));
+  // A rank too large for the cache is not merged again on demand.
+  ServerMetrics metrics;
+  Engine counted(encoder_, tiny, &metrics);
+  for (int i = 0; i < 3; ++i) {
+    auto output = counted.Run(Rows({1}).On(served_));
+    ASSERT_TRUE(output.ok()) << output.status();
+    EXPECT_EQ(output->path, ExecutionPath::kTruncated);
+    counted.WaitForMerges();
   }
-
-  std::vector<EngineRow> mismatched = Rows({2, 2, 2});
-  mismatched[2].type_ids.pop_back();
-  auto output = engine->Run(served_.get(), Pointers(mismatched));
-  EXPECT_EQ(output.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(output.status().message(), HasSubstr("row 2"));
-
-  std::vector<EngineRow> no_ids = Rows({2});
-  no_ids[0].ids.clear();
-  no_ids[0].type_ids.clear();
-  output = engine->Run(nullptr, Pointers(no_ids));
-  EXPECT_EQ(output.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(output.status().message(), HasSubstr("row 0"));
-
-  std::vector<EngineRow> out_of_vocab = Rows({2});
-  out_of_vocab[0].ids[1] = 100;
-  output = engine->Run(served_.get(), Pointers(out_of_vocab));
-  EXPECT_EQ(output.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(output.status().message(), HasSubstr("row 0"));
-  out_of_vocab[0].ids[1] = 1;
-  out_of_vocab[0].type_ids[1] = 2;
-  output = engine->Run(served_.get(), Pointers(out_of_vocab));
-  EXPECT_EQ(output.status().code(), absl::StatusCode::kInvalidArgument);
-
-  std::vector<EngineRow> too_long = Rows({2});
-  too_long[0].ids.assign(65, 5);
-  too_long[0].type_ids.assign(65, 0);
-  output = engine->Run(nullptr, Pointers(too_long));
-  EXPECT_EQ(output.status().code(), absl::StatusCode::kInvalidArgument);
-
-  // None of the failures cached anything.
-  EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());
+  EXPECT_THAT(metrics.Scrape(), HasSubstr("dylora_merges_total 1"));
 }
 
 TEST_F(EngineTest, BackboneGivesUnitNormRowsOfHiddenWidth) {
   auto engine = MakeEngine(/*merge_after_rows=*/1);
-  std::vector<EngineRow> rows = Rows({0, 0, 0});
-  rows[1].rank = 5;  // ignored without an adapter
-  auto output = engine->Run(nullptr, Pointers(rows));
+  auto output = engine->Run(Rows({0, 0, 0}).OnBackbone());
   ASSERT_TRUE(output.ok()) << output.status();
   EXPECT_EQ(output->path, ExecutionPath::kBackbone);
   EXPECT_EQ(output->width, encoder_->config().hidden_size);
@@ -349,16 +405,16 @@ TEST(EngineMiniLmTest, BackboneMatchesMeanPooledEncoder) {
   const std::vector<std::string> sentences = {
       "A man is playing a guitar.",
       "The quick brown fox jumps over the lazy dog near the river bank."};
-  std::vector<EngineRow> rows;
+  std::vector<TokenizedText> rows;
   for (const std::string& sentence : sentences) {
     auto encoding = tokenizer->Encode(sentence);
     ASSERT_TRUE(encoding.ok()) << encoding.status();
-    rows.push_back(EngineRow{encoding->ids, encoding->type_ids, 0});
+    rows.push_back(TokenizedText{encoding->ids, encoding->type_ids});
   }
   ASSERT_NE(rows[0].ids.size(), rows[1].ids.size());
 
   Engine engine(encoder, EngineOptions{}, nullptr);
-  auto output = engine.Run(nullptr, {&rows[0], &rows[1]});
+  auto output = engine.Run(BackboneBatch{{&rows[0], &rows[1]}});
   ASSERT_TRUE(output.ok()) << output.status();
   EXPECT_EQ(output->path, ExecutionPath::kBackbone);
   ASSERT_EQ(output->width, 384);

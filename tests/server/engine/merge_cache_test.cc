@@ -87,23 +87,42 @@ TEST(MergeCacheTest, OversizeEntryIsNotKept) {
   EXPECT_FALSE(cache.Insert(Key("a", 1, 4), Hook(4.0f), -1));
 }
 
-TEST(MergeCacheTest, EraseAdapterRemovesAllVersions) {
+TEST(MergeCacheTest, RetireDropsThatVersionAndOlderOnesOfTheName) {
   MergeCache cache(10000, nullptr);
   ASSERT_TRUE(cache.Insert(Key("a", 1, 1), Hook(1.0f), 10));
   ASSERT_TRUE(cache.Insert(Key("a", 2, 1), Hook(1.0f), 20));
   ASSERT_TRUE(cache.Insert(Key("a", 2, 5), Hook(1.0f), 30));
+  ASSERT_TRUE(cache.Insert(Key("a", 3, 1), Hook(1.0f), 5));
   ASSERT_TRUE(cache.Insert(Key("ab", 1, 1), Hook(1.0f), 40));
   ASSERT_TRUE(cache.Insert(Key("b", 1, 2), Hook(1.0f), 50));
-  cache.EraseAdapter("a");
+  cache.Retire("a", 2);
   EXPECT_THAT(cache.CachedRanks("a", 1), IsEmpty());
   EXPECT_THAT(cache.CachedRanks("a", 2), IsEmpty());
   EXPECT_EQ(cache.Lookup(Key("a", 2, 5)), nullptr);
+  EXPECT_THAT(cache.CachedRanks("a", 3), ElementsAre(1));  // the new version
   EXPECT_THAT(cache.CachedRanks("ab", 1), ElementsAre(1));
   EXPECT_THAT(cache.CachedRanks("b", 1), ElementsAre(2));
-  EXPECT_EQ(cache.bytes(), 90);
-  EXPECT_EQ(cache.entries(), 2);
-  cache.EraseAdapter("missing");
-  EXPECT_EQ(cache.entries(), 2);
+  EXPECT_EQ(cache.bytes(), 95);
+  EXPECT_EQ(cache.entries(), 3);
+  cache.Retire("missing", 1);
+  EXPECT_EQ(cache.entries(), 3);
+}
+
+TEST(MergeCacheTest, ARetiredVersionIsNeverInsertedAgain) {
+  MergeCache cache(10000, nullptr);
+  cache.Retire("a", 2);
+  EXPECT_TRUE(cache.IsRetired(Key("a", 1, 1)));
+  EXPECT_TRUE(cache.IsRetired(Key("a", 2, 4)));
+  EXPECT_FALSE(cache.IsRetired(Key("a", 3, 4)));
+  EXPECT_FALSE(cache.IsRetired(Key("b", 1, 4)));
+  // A merge of version 2 finishing after the replacement is refused.
+  EXPECT_FALSE(cache.Insert(Key("a", 2, 4), Hook(1.0f), 10));
+  EXPECT_FALSE(cache.Contains(Key("a", 2, 4)));
+  EXPECT_TRUE(cache.Insert(Key("a", 3, 4), Hook(1.0f), 10));
+  EXPECT_TRUE(cache.Contains(Key("a", 3, 4)));
+  // Retiring an older version later does not lower the floor.
+  cache.Retire("a", 1);
+  EXPECT_TRUE(cache.IsRetired(Key("a", 2, 4)));
 }
 
 TEST(MergeCacheTest, CachedRanksAscendingPerVersion) {

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -29,6 +30,7 @@ namespace {
 
 using ::dylora::testing::ModelDir;
 using ::dylora::testing::ScopedTempDir;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr int64_t kHidden = 384;  // MiniLM-L6's embedding width
@@ -64,7 +66,7 @@ InferenceCall Call(const std::string& model,
 class Completion {
  public:
   InferenceDone Callback() {
-    return [this](absl::StatusOr<InferenceReply> reply) {
+    return [this](absl::StatusOr<InferenceResult> reply) {
       absl::MutexLock lock(&mu_);
       ++calls_;
       reply_ = std::move(reply);
@@ -72,7 +74,7 @@ class Completion {
     };
   }
   // Waits (up to a minute, so a lost callback fails instead of hanging).
-  absl::StatusOr<InferenceReply> Wait() {
+  absl::StatusOr<InferenceResult> Wait() {
     if (!done_.WaitForNotificationWithTimeout(absl::Minutes(1))) {
       return absl::DeadlineExceededError("done was never called");
     }
@@ -88,22 +90,35 @@ class Completion {
   absl::Notification done_;
   absl::Mutex mu_;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
-  std::optional<absl::StatusOr<InferenceReply>> reply_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::StatusOr<InferenceResult>> reply_ ABSL_GUARDED_BY(mu_);
 };
 
-// Submits `call` and waits for its reply; a refused Submit is returned as is.
-absl::StatusOr<InferenceReply> SubmitAndWait(ServingRuntime& runtime,
-                                             InferenceCall call) {
+// Resolves and submits `call` as the services do; the first error.
+absl::Status Submit(ServingRuntime& runtime, InferenceCall call,
+                    InferenceDone done) {
+  absl::StatusOr<ResolvedRequest> request = runtime.Resolve(std::move(call));
+  if (!request.ok()) return request.status();
+  return runtime.Submit(*std::move(request), std::move(done));
+}
+
+// Submits `call` and waits for its result; a refused call is returned as is.
+absl::StatusOr<InferenceResult> SubmitAndWait(ServingRuntime& runtime,
+                                              InferenceCall call) {
   Completion completion;
   if (absl::Status submitted =
-          runtime.Submit(std::move(call), completion.Callback());
+          Submit(runtime, std::move(call), completion.Callback());
       !submitted.ok()) {
     return submitted;
   }
   return completion.Wait();
 }
 
-std::vector<float> Row(const TaskResult& result, int64_t row) {
+// The adapter and rank a result ran on; null for the backbone.
+const AdapterAtRank* Ran(const InferenceResult& result) {
+  return std::get_if<AdapterAtRank>(&result.target);
+}
+
+std::vector<float> Row(const InferenceResult& result, int64_t row) {
   return std::vector<float>(result.values.begin() + row * result.width,
                             result.values.begin() + (row + 1) * result.width);
 }
@@ -122,11 +137,13 @@ TEST(ServingRuntimeCreateTest, LoadsTheRealModelAndNamesTheBackbone) {
   std::unique_ptr<ServingRuntime> runtime = MakeRuntime(TestRuntimeOptions());
   ASSERT_NE(runtime, nullptr);
   EXPECT_EQ(runtime->backbone_name(), "minilm");
-  EXPECT_TRUE(runtime->IsBackbone("minilm"));
-  EXPECT_FALSE(runtime->IsBackbone("sst"));
+  auto backbone = runtime->FindModel("minilm");
+  ASSERT_TRUE(backbone.ok()) << backbone.status();
+  EXPECT_TRUE(std::holds_alternative<Backbone>(*backbone));
+  EXPECT_EQ(runtime->FindModel("sst").status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(runtime->accepting());
-  EXPECT_EQ(runtime->encoder().config().hidden_size, kHidden);
-  EXPECT_TRUE(runtime->registry().List().empty());
+  EXPECT_EQ(runtime->embedding_width(), kHidden);
+  EXPECT_TRUE(runtime->ListAdapters().empty());
 }
 
 TEST(ServingRuntimeCreateTest, BackboneNameDefaultsToTheModelDirectoryName) {
@@ -216,18 +233,18 @@ TEST_F(ServingRuntimeTest, AdapterRequestReturnsOneRowOfLogitsPerText) {
       *runtime_,
       Call("sst", {"a fine film", "dull", "it works"}, RankSelector::Rank(4)));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  ASSERT_NE(reply->adapter, nullptr);
-  EXPECT_EQ(reply->adapter->name, "sst");
-  EXPECT_EQ(reply->adapter->version, 1);
-  EXPECT_EQ(reply->rank.rank, 4);
-  EXPECT_EQ(reply->rank.source, "rank");
-  EXPECT_EQ(reply->result.width, 3);
-  ASSERT_EQ(reply->result.values.size(), 9u);
-  for (float value : reply->result.values) EXPECT_TRUE(std::isfinite(value));
-  EXPECT_EQ(reply->result.path, ExecutionPath::kTruncated);
-  EXPECT_GE(reply->result.batch_rows, 3);
+  ASSERT_NE(Ran(*reply), nullptr);
+  EXPECT_EQ(Ran(*reply)->adapter->name, "sst");
+  EXPECT_EQ(Ran(*reply)->adapter->version, 1);
+  EXPECT_EQ(Ran(*reply)->rank, 4);
+  EXPECT_EQ(Ran(*reply)->rank_source, "rank");
+  EXPECT_EQ(reply->width, 3);
+  ASSERT_EQ(reply->values.size(), 9u);
+  for (float value : reply->values) EXPECT_TRUE(std::isfinite(value));
+  EXPECT_EQ(reply->path, ExecutionPath::kTruncated);
+  EXPECT_GE(reply->batch_rows, 3);
   // Different texts, different logits.
-  EXPECT_GT(MaxAbsDifference(Row(reply->result, 0), Row(reply->result, 1)),
+  EXPECT_GT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 1)),
             1e-5);
 }
 
@@ -248,8 +265,9 @@ TEST_F(ServingRuntimeTest, RankSelectorsResolveAsDocumented) {
   for (const Case& c : cases) {
     auto reply = SubmitAndWait(*runtime_, Call("sst", {"a text"}, c.selector));
     ASSERT_TRUE(reply.ok()) << c.source << ": " << reply.status();
-    EXPECT_EQ(reply->rank.rank, c.rank) << c.source;
-    EXPECT_EQ(reply->rank.source, c.source);
+    ASSERT_NE(Ran(*reply), nullptr);
+    EXPECT_EQ(Ran(*reply)->rank, c.rank) << c.source;
+    EXPECT_EQ(Ran(*reply)->rank_source, c.source);
   }
 }
 
@@ -257,14 +275,13 @@ TEST_F(ServingRuntimeTest, BackboneRequestReturnsUnitNormEmbeddings) {
   auto reply = SubmitAndWait(
       *runtime_, Call("minilm", {"a cat sits on the mat", "stocks fell"}));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->adapter, nullptr);
-  EXPECT_EQ(reply->rank.rank, 0);
-  EXPECT_EQ(reply->result.path, ExecutionPath::kBackbone);
-  ASSERT_EQ(reply->result.width, kHidden);
-  ASSERT_EQ(reply->result.values.size(), 2u * kHidden);
+  EXPECT_TRUE(std::holds_alternative<Backbone>(reply->target));
+  EXPECT_EQ(reply->path, ExecutionPath::kBackbone);
+  ASSERT_EQ(reply->width, kHidden);
+  ASSERT_EQ(reply->values.size(), 2u * kHidden);
   for (int64_t row = 0; row < 2; ++row) {
     double norm = 0;
-    for (float value : Row(reply->result, row)) norm += value * value;
+    for (float value : Row(*reply, row)) norm += value * value;
     EXPECT_NEAR(std::sqrt(norm), 1.0, 1e-4) << "row " << row;
   }
 }
@@ -277,7 +294,7 @@ TEST_F(ServingRuntimeTest, TextPairsDifferFromTheFirstTextAlone) {
       *runtime_, Call("sst", {"the premise"}, RankSelector::Rank(8)));
   ASSERT_TRUE(paired.ok()) << paired.status();
   ASSERT_TRUE(single.ok()) << single.status();
-  EXPECT_GT(MaxAbsDifference(paired->result.values, single->result.values),
+  EXPECT_GT(MaxAbsDifference(paired->values, single->values),
             1e-5);
 }
 
@@ -332,7 +349,7 @@ TEST_F(ServingRuntimeTest, ValidationErrorsReturnAtOnceAndNeverCallDone) {
   Completion completion;
   for (Case& c : cases) {
     absl::Status status =
-        runtime_->Submit(std::move(c.call), completion.Callback());
+        Submit(*runtime_, std::move(c.call), completion.Callback());
     EXPECT_EQ(status.code(), c.code) << c.name << ": " << status;
     EXPECT_THAT(status.message(), HasSubstr(c.message))
         << c.name << ": " << status;
@@ -351,14 +368,15 @@ TEST_F(ServingRuntimeTest, PolicyWithoutRankTableIsFailedPrecondition) {
   ASSERT_TRUE(runtime_->LoadAdapter("plain", path, {}).ok());
 
   Completion completion;
-  absl::Status status = runtime_->Submit(
+  absl::Status status = Submit(*runtime_, 
       Call("plain", {"x"}, RankSelector::Policy(RankPolicy::kBest)),
       completion.Callback());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
   // Explicit ranks and max still work without a table.
   auto reply = SubmitAndWait(*runtime_, Call("plain", {"x"}));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->rank.rank, 8);
+  ASSERT_NE(Ran(*reply), nullptr);
+  EXPECT_EQ(Ran(*reply)->rank, 8);
   EXPECT_EQ(completion.calls(), 0);
 }
 
@@ -367,7 +385,7 @@ TEST_F(ServingRuntimeTest, AnExpiredDeadlineIsDeadlineExceeded) {
   call.deadline = absl::Now() - absl::Seconds(1);
   Completion completion;
   absl::Status submitted =
-      runtime_->Submit(std::move(call), completion.Callback());
+      Submit(*runtime_, std::move(call), completion.Callback());
   if (submitted.ok()) {
     auto reply = completion.Wait();
     EXPECT_EQ(reply.status().code(), absl::StatusCode::kDeadlineExceeded)
@@ -397,7 +415,7 @@ TEST_F(ServingRuntimeTest, LoadAndUnloadRules) {
 
   auto bad_prewarm = runtime_->LoadAdapter("other", sst_path_, {0});
   EXPECT_EQ(bad_prewarm.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(runtime_->registry().Get("other").ok());
+  EXPECT_FALSE(runtime_->GetAdapter("other").ok());
 
   auto missing =
       runtime_->LoadAdapter("other", adapter_dir_.path() + "/missing", {});
@@ -410,13 +428,15 @@ TEST_F(ServingRuntimeTest, LoadAndUnloadRules) {
   // Replacing bumps the version; requests see the new one.
   auto replaced = runtime_->LoadAdapter("sst", sst_path_, {4});
   ASSERT_TRUE(replaced.ok()) << replaced.status();
-  EXPECT_EQ(replaced->adapter->version, 2);
-  ASSERT_NE(replaced->replaced, nullptr);
-  EXPECT_EQ(replaced->replaced->version, 1);
+  EXPECT_EQ(replaced->loaded.adapter->version, 2);
+  EXPECT_TRUE(replaced->replaced);
+  EXPECT_THAT(replaced->loaded.merged_ranks, ElementsAre(4));  // pre-warmed
   auto reply =
       SubmitAndWait(*runtime_, Call("sst", {"x"}, RankSelector::Rank(4)));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->adapter->version, 2);
+  ASSERT_NE(Ran(*reply), nullptr);
+  EXPECT_EQ(Ran(*reply)->adapter->version, 2);
+  EXPECT_EQ(reply->path, ExecutionPath::kMerged);
 
   ASSERT_TRUE(runtime_->UnloadAdapter("sst").ok());
   EXPECT_EQ(SubmitAndWait(*runtime_, Call("sst", {"x"})).status().code(),
@@ -424,14 +444,68 @@ TEST_F(ServingRuntimeTest, LoadAndUnloadRules) {
   EXPECT_EQ(runtime_->UnloadAdapter("sst").code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(ServingRuntimeTest, AVersionOtherThanTheOneServingIsNotFound) {
+  InferenceCall call = Call("sst", {"x"});
+  call.version = 2;
+  auto reply = SubmitAndWait(*runtime_, std::move(call));
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(reply.status().message(), HasSubstr("serving version 1"));
+  call = Call("sst", {"x"});
+  call.version = 1;
+  EXPECT_TRUE(SubmitAndWait(*runtime_, std::move(call)).ok());
+  EXPECT_TRUE(runtime_->FindModel("minilm", kBackboneVersion).ok());
+  EXPECT_EQ(runtime_->FindModel("minilm", 2).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// A request resolved before a replacement runs on, and reports, the version
+// it resolved: never the newer one.
+TEST_F(ServingRuntimeTest, AResolvedRequestKeepsItsVersionAcrossAReplacement) {
+  const std::string other_path = dylora::testing::WriteRandomAdapter(
+      runtime_->encoder(), adapter_dir_.path(), "other", 12);
+  auto v1_alone = SubmitAndWait(*runtime_, Call("sst", {"a text"}, RankSelector::Rank(8)));
+  ASSERT_TRUE(v1_alone.ok()) << v1_alone.status();
+
+  auto resolved = runtime_->Resolve(Call("sst", {"a text"}, RankSelector::Rank(8)));
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  ASSERT_TRUE(runtime_->LoadAdapter("sst", other_path, {}).ok());
+  Completion completion;
+  ASSERT_TRUE(runtime_->Submit(*std::move(resolved), completion.Callback()).ok());
+  auto old_version = completion.Wait();
+  auto new_version = SubmitAndWait(*runtime_, Call("sst", {"a text"}, RankSelector::Rank(8)));
+  ASSERT_TRUE(old_version.ok()) << old_version.status();
+  ASSERT_TRUE(new_version.ok()) << new_version.status();
+
+  ASSERT_NE(Ran(*old_version), nullptr);
+  ASSERT_NE(Ran(*new_version), nullptr);
+  EXPECT_EQ(Ran(*old_version)->adapter->version, 1);
+  EXPECT_EQ(Ran(*new_version)->adapter->version, 2);
+  EXPECT_LT(MaxAbsDifference(old_version->values, v1_alone->values), 1e-5);
+  EXPECT_GT(MaxAbsDifference(new_version->values, v1_alone->values), 1e-4);
+}
+
+TEST(ServingRuntimeTokenizerTest, IdsOutsideTheBackbonesVocabularyAreRefused) {
+  // The tiny test BERT (100 ids) with MiniLM's tokenizer (30522 ids): the
+  // runtime catches the mismatch on the host, before any tensor is built.
+  RuntimeOptions options = TestRuntimeOptions();
+  options.model_dir = dylora::testing::FixturesDir() + "/adapter/tiny-bert";
+  options.tokenizer_path = ModelDir() + "/tokenizer.json";
+  options.max_tokens = 32;
+  std::unique_ptr<ServingRuntime> runtime = MakeRuntime(options);
+  ASSERT_NE(runtime, nullptr);
+  auto reply = SubmitAndWait(*runtime, Call("minilm", {"a perfectly normal sentence"}));
+  EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(reply.status().message(), HasSubstr("outside the backbone's vocabulary"));
+}
+
 TEST_F(ServingRuntimeTest, AfterBeginShutdownRequestsAreUnavailable) {
   runtime_->BeginShutdown();
   EXPECT_FALSE(runtime_->accepting());
   Completion completion;
   absl::Status status =
-      runtime_->Submit(Call("sst", {"x"}), completion.Callback());
+      Submit(*runtime_, Call("sst", {"x"}), completion.Callback());
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
-  status = runtime_->Submit(Call("minilm", {"x"}), completion.Callback());
+  status = Submit(*runtime_, Call("minilm", {"x"}), completion.Callback());
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
   runtime_->Shutdown();
   runtime_->Shutdown();  // idempotent, and the destructor runs it once more
@@ -451,12 +525,12 @@ TEST(ServingRuntimeTruncationTest, LongTextsAreTruncatedToMaxTokens) {
   auto reply = SubmitAndWait(
       *runtime, Call("minilm", {words(1000), words(14), words(13)}));
   ASSERT_TRUE(reply.ok()) << reply.status();
-  ASSERT_EQ(reply->result.values.size(), 3u * kHidden);
+  ASSERT_EQ(reply->values.size(), 3u * kHidden);
   // 1000 words keep exactly the first 14: the same embedding as 14 words,
   // and not that of 13.
-  EXPECT_LT(MaxAbsDifference(Row(reply->result, 0), Row(reply->result, 1)),
+  EXPECT_LT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 1)),
             1e-5);
-  EXPECT_GT(MaxAbsDifference(Row(reply->result, 0), Row(reply->result, 2)),
+  EXPECT_GT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 2)),
             1e-4);
 
   // Pairs are truncated too (longest first) and still run.
@@ -479,10 +553,10 @@ TEST(ServingRuntimeQueueTest, AFullQueueRefusesAtOnceAndShutdownRunsWhatWaits) {
   ASSERT_NE(runtime, nullptr);
 
   ASSERT_TRUE(
-      runtime->Submit(Call("minilm", {"one", "two"}), queued.Callback()).ok());
+      Submit(*runtime, Call("minilm", {"one", "two"}), queued.Callback()).ok());
   Completion refused;
   absl::Status status =
-      runtime->Submit(Call("minilm", {"three"}), refused.Callback());
+      Submit(*runtime, Call("minilm", {"three"}), refused.Callback());
   EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
   EXPECT_THAT(status.message(), HasSubstr("capacity 2"));
   EXPECT_EQ(queued.calls(), 0);
@@ -491,7 +565,7 @@ TEST(ServingRuntimeQueueTest, AFullQueueRefusesAtOnceAndShutdownRunsWhatWaits) {
   EXPECT_EQ(queued.calls(), 1);
   auto reply = queued.Wait();
   ASSERT_TRUE(reply.ok()) << reply.status();
-  EXPECT_EQ(reply->result.values.size(), 2u * kHidden);
+  EXPECT_EQ(reply->values.size(), 2u * kHidden);
   EXPECT_EQ(refused.calls(), 0);
 }
 

@@ -8,6 +8,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -29,7 +30,7 @@ using ::testing::HasSubstr;
 constexpr absl::Duration kWaitLimit = absl::Seconds(30);
 
 // A distinct ServedAdapter address per call. The batcher only compares these
-// pointers, so they never need to point at a real adapter.
+// pointers (SameModel), so they never need to point at a real adapter.
 std::shared_ptr<const ServedAdapter> FakeAdapter() {
   auto owner = std::make_shared<int64_t>(0);
   return std::shared_ptr<const ServedAdapter>(
@@ -62,18 +63,22 @@ struct SeenBatch {
 class FakeEngine {
  public:
   BatchRunner Runner() {
-    return [this](const ServedAdapter* adapter,
-                  const std::vector<const EngineRow*>& rows)
-               -> absl::StatusOr<EngineOutput> {
-      SeenBatch seen{adapter, {}, {}};
-      EngineOutput output;
+    return [this](const EngineBatch& batch) -> absl::StatusOr<BatchOutput> {
+      SeenBatch seen;
+      BatchOutput output;
       output.width = kWidth;
       output.path = ExecutionPath::kMerged;
-      for (const EngineRow* row : rows) {
-        seen.row_ids.push_back(row->ids[0]);
-        seen.tags.push_back(row->ids[1]);
-        output.values.push_back(static_cast<float>(row->ids[0]));
-        output.values.push_back(static_cast<float>(row->rank));
+      const auto* on_adapter = std::get_if<AdapterBatch>(&batch);
+      if (on_adapter != nullptr) seen.adapter = on_adapter->adapter.get();
+      const std::vector<const TokenizedText*>& rows =
+          on_adapter != nullptr ? on_adapter->rows
+                                : std::get<BackboneBatch>(batch).rows;
+      for (size_t i = 0; i < rows.size(); ++i) {
+        seen.row_ids.push_back(rows[i]->ids[0]);
+        seen.tags.push_back(rows[i]->ids[1]);
+        output.values.push_back(static_cast<float>(rows[i]->ids[0]));
+        output.values.push_back(
+            on_adapter != nullptr ? static_cast<float>(on_adapter->ranks[i]) : 0.f);
       }
       absl::MutexLock lock(&mu_);
       batches_.push_back(std::move(seen));
@@ -111,8 +116,8 @@ class FakeEngine {
 // Collects `done` calls by task id; thread-safe.
 class Completions {
  public:
-  std::function<void(absl::StatusOr<TaskResult>)> Callback(int task_id) {
-    return [this, task_id](absl::StatusOr<TaskResult> result) {
+  std::function<void(absl::StatusOr<InferenceResult>)> Callback(int task_id) {
+    return [this, task_id](absl::StatusOr<InferenceResult> result) {
       absl::MutexLock lock(&mu_);
       ++calls_[task_id];
       ++total_;
@@ -128,7 +133,7 @@ class Completions {
     absl::MutexLock lock(&mu_);
     return total_;
   }
-  absl::StatusOr<TaskResult> result(int task_id) const {
+  absl::StatusOr<InferenceResult> result(int task_id) const {
     absl::MutexLock lock(&mu_);
     auto it = results_.find(task_id);
     if (it == results_.end()) return absl::NotFoundError("not completed");
@@ -146,7 +151,7 @@ class Completions {
  private:
   mutable absl::Mutex mu_;
   std::map<int, int> calls_ ABSL_GUARDED_BY(mu_);
-  std::map<int, absl::StatusOr<TaskResult>> results_ ABSL_GUARDED_BY(mu_);
+  std::map<int, absl::StatusOr<InferenceResult>> results_ ABSL_GUARDED_BY(mu_);
   int total_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
@@ -163,10 +168,14 @@ struct TaskSpec {
 std::unique_ptr<InferenceTask> MakeTask(const TaskSpec& spec,
                                         Completions& completions) {
   auto task = std::make_unique<InferenceTask>();
-  task->adapter = spec.adapter;
+  // A null adapter stands for the backbone.
+  if (spec.adapter != nullptr) {
+    task->target = AdapterAtRank{spec.adapter, spec.rank, "rank"};
+  } else {
+    task->target = Backbone{};
+  }
   for (int r = 0; r < spec.rows; ++r) {
-    task->rows.push_back(
-        EngineRow{{RowId(spec.id, r), spec.tag}, {0, 0}, spec.rank});
+    task->rows.push_back(TokenizedText{{RowId(spec.id, r), spec.tag}, {0, 0}});
   }
   task->deadline = spec.deadline;
   task->is_cancelled = spec.is_cancelled;
@@ -188,7 +197,7 @@ class BatcherRulesTest : public ::testing::Test {
     return batcher.Submit(MakeTask(spec, completions_));
   }
   void ExpectResult(int task_id, int rows, int64_t rank, int64_t batch_rows) {
-    absl::StatusOr<TaskResult> result = completions_.result(task_id);
+    absl::StatusOr<InferenceResult> result = completions_.result(task_id);
     ASSERT_TRUE(result.ok()) << "task " << task_id << ": " << result.status();
     EXPECT_EQ(result->width, kWidth);
     EXPECT_EQ(result->values, ExpectedValues(task_id, rows, rank));
@@ -308,7 +317,7 @@ TEST_F(BatcherRulesTest, AnExpiredTaskIsDroppedAndNeverReachesTheEngine) {
   now_ += absl::Milliseconds(3);
   EXPECT_EQ(batcher->RunOnce(), 0);
   EXPECT_EQ(completions_.calls(1), 1);
-  absl::StatusOr<TaskResult> expired = completions_.result(1);
+  absl::StatusOr<InferenceResult> expired = completions_.result(1);
   EXPECT_EQ(expired.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(expired.status().message(),
               HasSubstr("expired after waiting 3ms in the queue"));
@@ -452,6 +461,15 @@ TEST_F(BatcherRulesTest, ResultsAreSplitPerTaskWithTimings) {
   EXPECT_EQ(completions_.result(1)->queue_time, absl::Milliseconds(1));
   EXPECT_EQ(completions_.result(2)->queue_time, absl::ZeroDuration());
   EXPECT_EQ(completions_.result(3)->compute_time, absl::Milliseconds(7));
+  // Each result names the target its task ran on.
+  for (const auto& [id, rank] : {std::pair(1, 2), std::pair(2, 8), std::pair(3, 5)}) {
+    const absl::StatusOr<InferenceResult> result = completions_.result(id);
+    ASSERT_TRUE(result.ok());
+    const auto* ran = std::get_if<AdapterAtRank>(&result->target);
+    ASSERT_NE(ran, nullptr) << "task " << id;
+    EXPECT_EQ(ran->adapter, adapter_a_) << "task " << id;
+    EXPECT_EQ(ran->rank, rank) << "task " << id;
+  }
 }
 
 TEST_F(BatcherRulesTest, RecordsQueueDepthQueueTimeAndDrops) {
@@ -545,7 +563,7 @@ TEST_P(BatcherExecutorTest, SplitsAFullBatchBackPerTask) {
   const int64_t ranks[] = {0, 1, 6, 3};
   const int rows[] = {0, 1, 3, 2};
   for (int id = 1; id <= 3; ++id) {
-    absl::StatusOr<TaskResult> result = completions_.result(id);
+    absl::StatusOr<InferenceResult> result = completions_.result(id);
     ASSERT_TRUE(result.ok()) << result.status();
     EXPECT_EQ(result->values, ExpectedValues(id, rows[id], ranks[id]));
     EXPECT_EQ(result->batch_rows, 6);
@@ -567,9 +585,10 @@ TEST_P(BatcherExecutorTest, StopDrainsTheQueueGroupedByAdapter) {
   EXPECT_EQ(completions_.total(), 6);
   for (int id = 1; id <= 6; ++id) {
     EXPECT_EQ(completions_.calls(id), 1);
-    absl::StatusOr<TaskResult> result = completions_.result(id);
+    absl::StatusOr<InferenceResult> result = completions_.result(id);
     ASSERT_TRUE(result.ok()) << result.status();
-    EXPECT_EQ(result->values, ExpectedValues(id, 2, 4));
+    // The fake engine gives backbone rows rank 0.
+    EXPECT_EQ(result->values, ExpectedValues(id, 2, order[id - 1] ? 4 : 0));
   }
   const std::vector<SeenBatch> batches = SortedBatches();
   ASSERT_EQ(batches.size(), 3u);
@@ -648,11 +667,11 @@ TEST(DynamicBatcherThreadedTest, ManyThreadsEachTaskCompletesOnceAndCorrectly) {
         const int rows = 1 + static_cast<int>(random() % 5);
         const int64_t rank = 1 + static_cast<int64_t>(random() % 8);
         auto task = std::make_unique<InferenceTask>();
-        task->adapter = adapters[tag];
+        task->target = AdapterAtRank{adapters[tag], rank, "rank"};
         for (int r = 0; r < rows; ++r) {
-          task->rows.push_back(EngineRow{{RowId(id, r), tag}, {0, 0}, rank});
+          task->rows.push_back(TokenizedText{{RowId(id, r), tag}, {0, 0}});
         }
-        task->done = [&, id, rows, rank](absl::StatusOr<TaskResult> result) {
+        task->done = [&, id, rows, rank](absl::StatusOr<InferenceResult> result) {
           calls[id].fetch_add(1);
           if (!result.ok() ||
               result->values != ExpectedValues(id, rows, rank)) {
