@@ -284,7 +284,7 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
     return fail(absl::InvalidArgumentError(
         absl::StrCat("input ", kTextInput, " is required")));
   }
-  const int64_t limit = runtime_.max_texts_per_request();
+  const int64_t limit = runtime_.max_texts();
   absl::StatusOr<std::vector<std::string>> texts = TextsOf(*request, text_index, limit);
   if (!texts.ok()) return fail(texts.status());
   std::vector<std::string> pairs;

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 
@@ -20,19 +21,34 @@ constexpr const char* kServiceNames[] = {"dylora.v1.DyLoRA",
 
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     const ServerOptions& options) {
-  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  if (options.tls_cert.empty()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions ssl;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  DYLORA_ASSIGN_OR_RETURN(pair.cert_chain, ReadFileToString(options.tls_cert_file));
-  DYLORA_ASSIGN_OR_RETURN(pair.private_key, ReadFileToString(options.tls_key_file));
+  DYLORA_ASSIGN_OR_RETURN(pair.cert_chain, ReadFileToString(options.tls_cert));
+  DYLORA_ASSIGN_OR_RETURN(pair.private_key, ReadFileToString(options.tls_key));
   ssl.pem_key_cert_pairs.push_back(std::move(pair));
   return grpc::SslServerCredentials(ssl);
+}
+
+// The admin bearer token from `file` (surrounding whitespace stripped);
+// empty without a file.
+absl::StatusOr<std::string> AdminToken(const std::string& file) {
+  if (file.empty()) return std::string();
+  DYLORA_ASSIGN_OR_RETURN(std::string token, ReadFileToString(file));
+  token = std::string(absl::StripAsciiWhitespace(token));
+  if (token.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("admin-token-file ", file, " is empty"));
+  }
+  return token;
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
     ServerOptions options) {
+  DYLORA_RETURN_IF_ERROR(options.Validate());
+  DYLORA_ASSIGN_OR_RETURN(std::string admin_token, AdminToken(options.admin_token_file));
   std::unique_ptr<DyloraServer> server(new DyloraServer());
   server->options_ = std::move(options);
   const ServerOptions& o = server->options_;
@@ -42,7 +58,7 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
   DYLORA_ASSIGN_OR_RETURN(server->runtime_,
                           ServingRuntime::Create(o.runtime, server->metrics_.get()));
   spdlog::info("backbone {} loaded on {} in {:.2f}s (served as \"{}\")",
-               o.runtime.model_dir, o.runtime.device,
+               o.runtime.model, o.runtime.device,
                absl::ToDoubleSeconds(absl::Now() - start),
                server->runtime_->backbone_name());
   for (const PreloadAdapter& adapter : o.adapters) {
@@ -64,7 +80,7 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
   DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                           Credentials(o));
 
-  server->auth_ = std::make_unique<AdminAuth>(o.admin_token);
+  server->auth_ = std::make_unique<AdminAuth>(std::move(admin_token));
   server->dylora_service_ = std::make_unique<DyloraService>(
       *server->runtime_, server->metrics_.get(), *server->auth_);
   server->kserve_service_ =
@@ -79,7 +95,7 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
   builder.RegisterService(server->kserve_service_.get());
   // Texts are capped per request; keep gRPC's message cap near that.
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
-      INT32_MAX, 2 * o.runtime.max_texts_per_request * o.runtime.max_text_bytes + (1 << 20))));
+      INT32_MAX, 2 * o.runtime.max_texts * o.runtime.max_text_bytes + (1 << 20))));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
@@ -89,7 +105,7 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
   health->SetServingStatus(true);
   for (const char* name : kServiceNames) health->SetServingStatus(name, true);
   spdlog::info("serving gRPC on {}:{}{}, metrics on {}", o.host, server->port_,
-               o.tls_cert_file.empty() ? "" : " (TLS)",
+               o.tls_cert.empty() ? "" : " (TLS)",
                o.metrics_port >= 0
                    ? absl::StrCat(o.metrics_host, ":", server->metrics_->exposer_port())
                    : std::string("(off)"));

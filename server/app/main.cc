@@ -21,12 +21,11 @@ int main(int argc, char** argv) {
   CLI::App app{"dylora-serve: one frozen backbone, many DyLoRA adapters, a "
                "rank per request (gRPC: dylora.v1 and KServe v2)"};
   ServerOptions options;
-  options.runtime.model_dir = DYLORA_DEFAULT_MODEL_DIR;
-  ServerFlagValues values;
-  AddServerFlags(app, options, values);
+  options.runtime.model = DYLORA_DEFAULT_MODEL_DIR;
+  AddServerFlags(app, options);
   CLI11_PARSE(app, argc, argv);
-  if (absl::Status status = FinishServerOptions(values, options); !status.ok()) {
-    spdlog::error("{}", std::string(status.message()));
+  if (absl::Status status = options.Validate(); !status.ok()) {
+    spdlog::error("bad flags: {}", std::string(status.message()));
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(options.log_level));

@@ -1,27 +1,73 @@
 #include "server/app/server_options.h"
 
 #include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
 
 #include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
-#include "core/util/file_util.h"
-#include "core/util/status_macros.h"
 
 namespace dylora::serving {
+namespace {
 
-void AddServerFlags(CLI::App& app, ServerOptions& o, ServerFlagValues& v) {
+// A parse error CLI11 reports as "<flag>: <message>".
+[[noreturn]] void Refuse(const std::string& flag, const absl::Status& status) {
+  throw CLI::ValidationError(flag, std::string(status.message()));
+}
+
+// `value * unit` as a Duration; refuses nan, inf and negatives (CLI11
+// parses the first two, whose casts are undefined).
+absl::Duration NonNegative(const std::string& flag, double value, absl::Duration unit) {
+  if (!std::isfinite(value) || value < 0) {
+    Refuse(flag, absl::InvalidArgumentError(
+                     absl::StrCat("must be finite and >= 0, got ", value)));
+  }
+  return value * unit;
+}
+
+std::string Number(double value) { return absl::StrCat(value); }
+
+}  // namespace
+
+absl::Status ServerOptions::Validate() const {
+  if (port < 0 || port > 65535 || metrics_port < -1 || metrics_port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "port and metrics-port must be in 0..65535 (metrics-port -1: off), got ",
+        port, " and ", metrics_port));
+  }
+  if (tls_cert.empty() != tls_key.empty()) {
+    return absl::InvalidArgumentError("tls-cert and tls-key go together");
+  }
+  if (drain_timeout < absl::ZeroDuration() || drain_timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError("drain-timeout-s must be finite and >= 0");
+  }
+  if (spdlog::level::from_str(log_level) == spdlog::level::off && log_level != "off") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "log-level \"", log_level, "\" is not one of trace, debug, info, warn, "
+        "error, critical, off"));
+  }
+  for (int64_t rank : prewarm_ranks) {
+    if (rank < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("prewarm-ranks: rank ", rank, " is not positive"));
+    }
+  }
+  return runtime.Validate();
+}
+
+void AddServerFlags(CLI::App& app, ServerOptions& o) {
   RuntimeOptions& r = o.runtime;
+  BatcherOptions& b = r.batcher;
+  EngineOptions& e = r.engine;
   app.set_config("--config", "", "TOML file with any of these options (flags win)");
   // A misspelt key in a deployment file must fail, not silently keep a default.
   app.allow_config_extras(CLI::config_extras_mode::error);
-  app.add_option("--model", r.model_dir,
+  app.add_option("--model", r.model,
                  "backbone directory: config.json, model.safetensors, tokenizer.json")
       ->capture_default_str();
-  app.add_option("--tokenizer", r.tokenizer_path,
+  app.add_option("--tokenizer", r.tokenizer,
                  "tokenizer.json (default: the model directory's)");
   app.add_option("--backbone-name", r.backbone_name,
                  "KServe model name of the backbone's embeddings "
@@ -35,137 +81,98 @@ void AddServerFlags(CLI::App& app, ServerOptions& o, ServerFlagValues& v) {
   app.add_option("--metrics-port", o.metrics_port,
                  "Prometheus /metrics port (-1: off, 0: pick a free one)")
       ->capture_default_str();
-  app.add_option("--adapter", v.adapters,
-                 "adapter to serve at start, name=directory (repeatable)");
+  app.add_option_function<std::vector<std::string>>(
+      "--adapter",
+      [&o](const std::vector<std::string>& entries) {
+        o.adapters.clear();
+        for (const std::string& entry : entries) {
+          std::pair<std::string, std::string> parts =
+              absl::StrSplit(entry, absl::MaxSplits('=', 1));
+          if (parts.first.empty() || parts.second.empty()) {
+            Refuse("--adapter", absl::InvalidArgumentError(absl::StrCat(
+                                    "\"", entry, "\" is not name=directory")));
+          }
+          o.adapters.push_back({parts.first, parts.second});
+        }
+      },
+      "adapter to serve at start, name=directory (repeatable)");
   app.add_option("--prewarm-ranks", o.prewarm_ranks,
                  "ranks merged at load for every adapter (e.g. 8)");
-  app.add_option("--profile", v.profiles,
-                 "device profile name=rank budget (repeatable), e.g. phone=2")
+  app.add_option_function<std::vector<std::string>>(
+      "--profile",
+      [&r](const std::vector<std::string>& entries) {
+        absl::StatusOr<DeviceProfiles> profiles = DeviceProfiles::Parse(entries);
+        if (!profiles.ok()) Refuse("--profile", profiles.status());
+        r.profiles = *std::move(profiles);
+      },
+      "device profile name=rank budget (repeatable), e.g. phone=2");
+  app.add_option_function<std::string>(
+         "--default-policy",
+         [&r](const std::string& name) {
+           absl::StatusOr<RankPolicy> policy = ParseRankPolicy(name);
+           if (!policy.ok()) Refuse("--default-policy", policy.status());
+           r.default_policy = *policy;
+         },
+         "rank when a request names none: max, best, smallest-within-tolerance")
+      ->default_str(RankPolicyName(r.default_policy));
+  app.add_option("--max-batch-size", b.max_batch_size, "rows per batch")
       ->capture_default_str();
-  app.add_option("--default-policy", v.default_policy,
-                 "rank when a request names none: max, best, "
-                 "smallest-within-tolerance")
-      ->capture_default_str();
-  app.add_option("--max-batch-size", r.batcher.max_batch_rows, "rows per batch")
-      ->capture_default_str();
-  app.add_option("--max-queue-delay-ms", v.max_queue_delay_ms,
-                 "longest wait for a batch to fill")
-      ->capture_default_str();
-  app.add_option("--queue-capacity", r.batcher.queue_capacity_rows,
+  app.add_option_function<double>(
+         "--max-queue-delay-ms",
+         [&b](double ms) {
+           b.max_queue_delay = NonNegative("--max-queue-delay-ms", ms, absl::Milliseconds(1));
+         },
+         "longest wait for a batch to fill")
+      ->default_str(Number(absl::ToDoubleMilliseconds(b.max_queue_delay)));
+  app.add_option("--queue-capacity", b.queue_capacity,
                  "rows queued at most; more are refused (RESOURCE_EXHAUSTED)")
       ->capture_default_str();
-  app.add_option("--workers", r.batcher.num_workers, "batch worker threads")
-      ->capture_default_str();
-  app.add_option("--threads", r.intra_op_threads,
+  app.add_option("--workers", b.workers, "batch worker threads")->capture_default_str();
+  app.add_option("--threads", r.threads,
                  "intra-op threads per batch (0: LibTorch default)")
       ->capture_default_str();
-  app.add_option("--merge-after", r.engine.merge_after_rows,
-                 "merge a rank's weights after this many rows ran at it (0: never)")
+  app.add_option("--merge-after", e.merge_after,
+                 "merge a rank's weights in the background after this many rows "
+                 "ran at it (0: never)")
       ->capture_default_str();
-  app.add_option("--merge-cache-mb", v.merge_cache_mb,
+  app.add_option("--merge-cache-mb", e.merge_cache_mb,
                  "merged-weight cache budget in MiB")
       ->capture_default_str();
-  app.add_flag("--always-truncate", r.engine.force_truncated,
-               "never use merged weights");
-  app.add_option("--max-texts", r.max_texts_per_request, "texts per request")
-      ->capture_default_str();
+  app.add_flag("--always-truncate", e.always_truncate, "never use merged weights");
+  app.add_option("--max-texts", r.max_texts, "texts per request")->capture_default_str();
   app.add_option("--max-text-bytes", r.max_text_bytes, "bytes per text")
       ->capture_default_str();
   app.add_option("--max-tokens", r.max_tokens, "tokens per text (truncated beyond)")
       ->capture_default_str();
-  app.add_option("--tls-cert", o.tls_cert_file, "PEM certificate chain (enables TLS)");
-  app.add_option("--tls-key", o.tls_key_file, "PEM private key");
-  app.add_option("--admin-token-file", v.admin_token_file,
+  app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain (enables TLS)");
+  app.add_option("--tls-key", o.tls_key, "PEM private key");
+  app.add_option("--admin-token-file", o.admin_token_file,
                  "file holding the bearer token admin RPCs require");
-  app.add_option("--drain-timeout-s", v.drain_timeout_s,
-                 "on SIGTERM, how long in-flight requests may take")
-      ->capture_default_str();
+  app.add_option_function<double>(
+         "--drain-timeout-s",
+         [&o](double s) {
+           o.drain_timeout = NonNegative("--drain-timeout-s", s, absl::Seconds(1));
+         },
+         "on SIGTERM, how long in-flight requests may take")
+      ->default_str(Number(absl::ToDoubleSeconds(o.drain_timeout)));
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
 }
-
-absl::Status FinishServerOptions(const ServerFlagValues& v, ServerOptions& o) {
-  for (const std::string& entry : v.adapters) {
-    std::pair<std::string, std::string> parts =
-        absl::StrSplit(entry, absl::MaxSplits('=', 1));
-    if (parts.first.empty() || parts.second.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--adapter \"", entry, "\" is not name=directory"));
-    }
-    o.adapters.push_back({parts.first, parts.second});
-  }
-  DYLORA_ASSIGN_OR_RETURN(o.runtime.profiles, DeviceProfiles::Parse(v.profiles));
-  DYLORA_ASSIGN_OR_RETURN(o.runtime.default_policy,
-                          ParseRankPolicy(v.default_policy));
-  // Also refuses nan and inf (CLI11 parses both), whose integer casts are
-  // undefined.
-  if (!std::isfinite(v.max_queue_delay_ms) || v.max_queue_delay_ms < 0) {
-    return absl::InvalidArgumentError("--max-queue-delay-ms must be >= 0");
-  }
-  o.runtime.batcher.max_queue_delay = absl::Milliseconds(v.max_queue_delay_ms);
-  if (!std::isfinite(v.drain_timeout_s) || v.drain_timeout_s < 0) {
-    return absl::InvalidArgumentError("--drain-timeout-s must be >= 0");
-  }
-  o.drain_timeout = absl::Seconds(v.drain_timeout_s);
-  if (o.runtime.batcher.max_batch_rows < 1 || o.runtime.batcher.queue_capacity_rows < 1 ||
-      o.runtime.batcher.num_workers < 1) {
-    return absl::InvalidArgumentError(
-        "--max-batch-size, --queue-capacity and --workers must be >= 1");
-  }
-  if (o.runtime.engine.merge_after_rows < 0 || v.merge_cache_mb < 0) {
-    return absl::InvalidArgumentError("--merge-after and --merge-cache-mb must be >= 0");
-  }
-  o.runtime.engine.merge_cache_bytes = v.merge_cache_mb << 20;
-  if (o.port < 0 || o.port > 65535 || o.metrics_port < -1 || o.metrics_port > 65535) {
-    return absl::InvalidArgumentError("ports must be in 0..65535 (--metrics-port -1: off)");
-  }
-  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
-    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
-  }
-  if (!v.admin_token_file.empty()) {
-    DYLORA_ASSIGN_OR_RETURN(std::string token, ReadFileToString(v.admin_token_file));
-    o.admin_token = std::string(absl::StripAsciiWhitespace(token));
-    if (o.admin_token.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--admin-token-file ", v.admin_token_file, " is empty"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-namespace {
-
-// The raw flag values that reproduce `options`, so that ParseServerOptions
-// keeps the caller's defaults for what no flag sets (FinishServerOptions
-// overwrites these fields from the values).
-ServerFlagValues FlagValuesOf(const ServerOptions& options) {
-  ServerFlagValues values;
-  for (const auto& [name, rank] : options.runtime.profiles.entries()) {
-    values.profiles.push_back(absl::StrCat(name, "=", rank));
-  }
-  values.default_policy = RankPolicyName(options.runtime.default_policy);
-  values.max_queue_delay_ms =
-      absl::ToDoubleMilliseconds(options.runtime.batcher.max_queue_delay);
-  values.drain_timeout_s = absl::ToDoubleSeconds(options.drain_timeout);
-  values.merge_cache_mb = options.runtime.engine.merge_cache_bytes >> 20;
-  return values;
-}
-
-}  // namespace
 
 absl::StatusOr<ServerOptions> ParseServerOptions(
     const std::vector<std::string>& args, const ServerOptions& defaults) {
   CLI::App app{"dylora-serve"};
   ServerOptions options = defaults;
-  ServerFlagValues values = FlagValuesOf(defaults);
-  AddServerFlags(app, options, values);
+  AddServerFlags(app, options);
   std::vector<std::string> reversed(args.rbegin(), args.rend());
   try {
     app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     return absl::InvalidArgumentError(absl::StrCat("bad flags: ", e.what()));
   }
-  DYLORA_RETURN_IF_ERROR(FinishServerOptions(values, options));
+  if (absl::Status status = options.Validate(); !status.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("bad flags: ", status.message()));
+  }
   return options;
 }
 

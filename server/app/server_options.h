@@ -7,6 +7,13 @@
 //   dylora-serve --config deploy/dylora-serve.toml --port 9001
 //
 // Flags given on the command line win over the file.
+//
+// Each setting is declared once: its default and its range live in the
+// options struct of the component that uses it (RuntimeOptions,
+// EngineOptions, BatcherOptions, ServerOptions), each with a Validate().
+// Flags bind straight to those fields, and a flag is named after its field
+// (dashes for underscores; a repeatable flag is the singular of a list
+// field; a duration flag carries its unit: --drain-timeout-s).
 #pragma once
 
 #include <string>
@@ -30,40 +37,31 @@ struct PreloadAdapter {
 struct ServerOptions {
   RuntimeOptions runtime;
   std::string host = "0.0.0.0";
-  int port = 8001;           // gRPC (dylora.v1, KServe v2, health, reflection)
+  int port = 8001;  // gRPC (dylora.v1, KServe v2, health, reflection)
   std::string metrics_host = "0.0.0.0";
-  int metrics_port = 8002;   // Prometheus GET /metrics; -1 disables
-  std::vector<PreloadAdapter> adapters;
-  std::vector<int64_t> prewarm_ranks;  // merged at load for every adapter
-  std::string tls_cert_file;           // PEM; with tls_key_file enables TLS
-  std::string tls_key_file;
-  std::string admin_token;             // required as Bearer for admin RPCs
+  int metrics_port = 8002;  // Prometheus GET /metrics; -1 disables
+  std::vector<PreloadAdapter> adapters;  // --adapter name=directory
+  std::vector<int64_t> prewarm_ranks;    // merged at load for every adapter
+  std::string tls_cert;  // PEM file; with tls_key enables TLS
+  std::string tls_key;
+  // A file holding the bearer token admin RPCs require (read at start).
+  std::string admin_token_file;
   absl::Duration drain_timeout = absl::Seconds(30);
   std::string log_level = "info";
+
+  // INVALID_ARGUMENT naming the option for a value out of range (the
+  // runtime's included); DyloraServer::Start refuses such options.
+  absl::Status Validate() const;
 };
 
-// Raw flag values that need parsing after CLI11 is done.
-struct ServerFlagValues {
-  std::vector<std::string> adapters;  // name=path
-  std::vector<std::string> profiles;  // name=rank
-  std::string default_policy = "max";
-  double max_queue_delay_ms = 2.0;
-  double drain_timeout_s = 30.0;
-  int64_t merge_cache_mb = 256;
-  std::string admin_token_file;
-};
+// Registers every flag (and --config) on `app`, bound to `options`: what
+// no flag sets keeps the value `options` had. Values that do not parse
+// (a profile without '=', an unknown policy, ...) fail the parse with the
+// flag's name.
+void AddServerFlags(CLI::App& app, ServerOptions& options);
 
-// Registers every flag (and --config) on `app`, writing into the two structs.
-void AddServerFlags(CLI::App& app, ServerOptions& options,
-                    ServerFlagValues& values);
-
-// Completes `options` from `values`: adapters, profiles, policy, durations,
-// the token file; checks ranges. INVALID_ARGUMENT naming the flag.
-absl::Status FinishServerOptions(const ServerFlagValues& values,
-                                 ServerOptions& options);
-
-// Parses a whole command line (tests, tools): AddServerFlags + parse +
-// FinishServerOptions. INVALID_ARGUMENT with CLI11's message on bad flags.
+// Parses a whole command line (tests, tools): AddServerFlags, parse and
+// Validate. INVALID_ARGUMENT with the flag's name on bad flags or values.
 absl::StatusOr<ServerOptions> ParseServerOptions(
     const std::vector<std::string>& args, const ServerOptions& defaults = {});
 

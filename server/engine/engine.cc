@@ -65,12 +65,26 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
+absl::Status EngineOptions::Validate() const {
+  if (merge_after < 0 || merge_cache_mb < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "merge-after and merge-cache-mb must be >= 0, got ", merge_after, " and ",
+        merge_cache_mb));
+  }
+  // The budget in bytes must fit an int64.
+  if (merge_cache_mb > (int64_t{1} << 40)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("merge-cache-mb ", merge_cache_mb, " is beyond 2^40 MiB"));
+  }
+  return absl::OkStatus();
+}
+
 Engine::Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
                ServerMetrics* metrics, MergeFunction merge)
     : encoder_(std::move(encoder)),
       options_(options),
       metrics_(metrics),
-      cache_(options.merge_cache_bytes, metrics),
+      cache_(options.merge_cache_mb << 20, metrics),
       merger_(cache_, merge ? std::move(merge) : EncoderMerge(encoder_), metrics) {}
 
 absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
@@ -97,7 +111,7 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
   const auto [low, high] = std::minmax_element(batch.ranks.begin(), batch.ranks.end());
   const bool single_rank = *low == *high;
   std::shared_ptr<const MergedWeightsHook> merged;
-  if (single_rank && !options_.force_truncated) {
+  if (single_rank && !options_.always_truncate) {
     merged = MergedOrSchedule(batch.adapter, *low,
                               static_cast<int64_t>(batch.rows.size()));
   }
@@ -191,14 +205,14 @@ std::shared_ptr<const MergedWeightsHook> Engine::MergedOrSchedule(
     int64_t rows) {
   MergeKey key{adapter->name, adapter->version, rank};
   if (auto hit = cache_.Lookup(key)) return hit;
-  if (options_.merge_after_rows <= 0) return nullptr;
+  if (options_.merge_after <= 0) return nullptr;
   {
     absl::MutexLock lock(&mu_);
     // Under mu_: Forget retires first, then clears the counters under mu_.
     if (cache_.IsRetired(key)) return nullptr;
     int64_t& seen = rows_seen_[key];
     seen += rows;
-    if (seen < options_.merge_after_rows) return nullptr;
+    if (seen < options_.merge_after) return nullptr;
     rows_seen_.erase(key);
   }
   merger_.Schedule(adapter, rank);

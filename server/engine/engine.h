@@ -10,7 +10,7 @@
 // tolerance).
 //
 // Merges never run on a batch: a rank is merged by the BackgroundMerger
-// once `merge_after_rows` rows ran at it (0: never on demand) or when
+// once `merge_after` rows ran at it (0: never on demand) or when
 // Prewarm() asks, and batches run truncated until it is cached.
 //
 // Batches come from the ServingRuntime, which validated every row and rank:
@@ -44,19 +44,23 @@ namespace dylora::serving {
 
 class ServerMetrics;
 
+// Names match dylora-serve's flags and TOML keys (underscores for dashes).
 struct EngineOptions {
   // Merge a rank in the background after this many rows ran at it (0: only
   // ranks pre-warmed are ever merged).
-  int64_t merge_after_rows = 64;
-  int64_t merge_cache_bytes = int64_t{256} << 20;
-  // Forces the truncated path even where a merge is cached (benchmarks and
-  // the equivalence tests).
-  bool force_truncated = false;
+  int64_t merge_after = 64;
+  int64_t merge_cache_mb = 256;  // merged-weight cache budget (MiB)
+  // Never use merged weights (benchmarks and the equivalence tests).
+  bool always_truncate = false;
+
+  // INVALID_ARGUMENT naming the option for a value out of range.
+  absl::Status Validate() const;
 };
 
 class Engine {
  public:
-  // `encoder` is shared with the registry; `metrics` may be null. `merge`
+  // `options` must pass Validate(). `encoder` is shared with the registry;
+  // `metrics` may be null. `merge`
   // replaces the real merge (tests); by default MergedWeights on `encoder`.
   Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
          ServerMetrics* metrics, MergeFunction merge = nullptr);

@@ -8,7 +8,7 @@
 namespace dylora::serving {
 
 MergeCache::MergeCache(int64_t budget_bytes, ServerMetrics* metrics)
-    : budget_bytes_(std::max<int64_t>(budget_bytes, 0)), metrics_(metrics) {}
+    : budget_bytes_(budget_bytes), metrics_(metrics) {}
 
 std::shared_ptr<const MergedWeightsHook> MergeCache::Lookup(
     const MergeKey& key) {

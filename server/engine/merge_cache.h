@@ -45,7 +45,7 @@ struct MergeKey {
 
 class MergeCache {
  public:
-  // `metrics` may be null.
+  // `budget_bytes` >= 0; `metrics` may be null.
   MergeCache(int64_t budget_bytes, ServerMetrics* metrics);
 
   // The entry, marked most recently used; null on a miss. Counts a hit or a

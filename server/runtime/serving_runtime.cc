@@ -45,34 +45,47 @@ absl::StatusOr<c10::Device> ParseDevice(absl::string_view name) {
 
 }  // namespace
 
+absl::Status RuntimeOptions::Validate() const {
+  if (max_texts < 1 || max_text_bytes < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max-texts and max-text-bytes must be >= 1, got ", max_texts, " and ",
+        max_text_bytes));
+  }
+  if (max_tokens < 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-tokens must be >= 3 ([CLS] x [SEP]), got ", max_tokens));
+  }
+  if (threads < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("threads must be >= 0 (0: LibTorch's default), got ", threads));
+  }
+  DYLORA_RETURN_IF_ERROR(engine.Validate());
+  return batcher.Validate();
+}
+
 absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
     RuntimeOptions options, ServerMetrics* metrics) {
-  if (options.model_dir.empty()) {
-    return absl::InvalidArgumentError("no model directory given");
+  DYLORA_RETURN_IF_ERROR(options.Validate());
+  if (options.model.empty()) {
+    return absl::InvalidArgumentError("model: no model directory given");
   }
-  if (options.max_texts_per_request < 1 || options.max_text_bytes < 1 ||
-      options.max_tokens < 3) {
-    return absl::InvalidArgumentError(
-        "limits must be positive (max texts, max text bytes) and max tokens "
-        "at least 3");
-  }
-  if (options.intra_op_threads > 0) at::set_num_threads(options.intra_op_threads);
+  if (options.threads > 0) at::set_num_threads(options.threads);
   DYLORA_ASSIGN_OR_RETURN(const c10::Device device, ParseDevice(options.device));
   Encoder::LoadOptions load_options;
   load_options.device = device;
   DYLORA_ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder,
-                          Encoder::Load(options.model_dir, load_options));
+                          Encoder::Load(options.model, load_options));
   if (options.max_tokens > encoder->max_sequence_length()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max tokens ", options.max_tokens, " exceeds the model's ",
         encoder->max_sequence_length()));
   }
-  const std::string tokenizer_path =
-      options.tokenizer_path.empty()
-          ? (std::filesystem::path(options.model_dir) / "tokenizer.json").string()
-          : options.tokenizer_path;
+  const std::string tokenizer_file =
+      options.tokenizer.empty()
+          ? (std::filesystem::path(options.model) / "tokenizer.json").string()
+          : options.tokenizer;
   DYLORA_ASSIGN_OR_RETURN(Tokenizer tokenizer,
-                          Tokenizer::FromTokenizerJsonFile(tokenizer_path));
+                          Tokenizer::FromTokenizerJsonFile(tokenizer_file));
   TruncationParams truncation;
   truncation.max_length = options.max_tokens;
   tokenizer.set_truncation(truncation);
@@ -81,9 +94,9 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
   std::string backbone_name = options.backbone_name;
   if (backbone_name.empty()) {
     backbone_name =
-        std::filesystem::path(options.model_dir).lexically_normal().filename().string();
+        std::filesystem::path(options.model).lexically_normal().filename().string();
     if (backbone_name.empty()) {
-      backbone_name = std::filesystem::path(options.model_dir)
+      backbone_name = std::filesystem::path(options.model)
                           .lexically_normal()
                           .parent_path()
                           .filename()
@@ -122,10 +135,10 @@ ServingRuntime::~ServingRuntime() { Shutdown(); }
 absl::Status ServingRuntime::ValidateInputs(
     const std::vector<TextInput>& inputs) const {
   if (inputs.empty()) return absl::InvalidArgumentError("no input texts");
-  if (static_cast<int64_t>(inputs.size()) > options_.max_texts_per_request) {
+  if (static_cast<int64_t>(inputs.size()) > options_.max_texts) {
     return absl::InvalidArgumentError(
         absl::StrCat(inputs.size(), " texts in one request; the limit is ",
-                     options_.max_texts_per_request));
+                     options_.max_texts));
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
     const TextInput& input = inputs[i];

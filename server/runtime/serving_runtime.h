@@ -39,21 +39,26 @@ namespace dylora::serving {
 
 class ServerMetrics;
 
+// Names match dylora-serve's flags and TOML keys (underscores for dashes).
 struct RuntimeOptions {
-  std::string model_dir;       // config.json, model.safetensors, tokenizer.json
-  std::string tokenizer_path;  // empty: <model_dir>/tokenizer.json
+  std::string model;      // directory: config.json, model.safetensors, tokenizer.json
+  std::string tokenizer;  // tokenizer.json; empty: the model directory's
   std::string device = "cpu";  // "cpu", "cuda", "cuda:<n>"
   // The name under which the backbone itself serves sentence embeddings
   // (KServe model name); empty: the model directory's base name.
   std::string backbone_name;
-  int64_t max_texts_per_request = 64;
+  int64_t max_texts = 64;  // per request
   int64_t max_text_bytes = 16 * 1024;
   int64_t max_tokens = 128;  // per text (pair), longest-first truncation
-  DeviceProfiles profiles;
+  DeviceProfiles profiles;   // --profile name=rank
   RankPolicy default_policy = RankPolicy::kMax;
+  int threads = 0;  // intra-op threads; 0: LibTorch's default
   EngineOptions engine;
   BatcherOptions batcher;
-  int intra_op_threads = 0;  // 0: LibTorch's default
+
+  // INVALID_ARGUMENT naming the option for a value out of range (the
+  // engine's and batcher's included); Create refuses such options.
+  absl::Status Validate() const;
 };
 
 struct TextInput {
@@ -162,7 +167,7 @@ class ServingRuntime {
   // The width of the backbone's sentence embeddings.
   int64_t embedding_width() const;
   // Texts one request may carry (protocols check it before decoding).
-  int64_t max_texts_per_request() const { return options_.max_texts_per_request; }
+  int64_t max_texts() const { return options_.max_texts; }
   // The backbone, for tests and tools that build adapters for it.
   const Encoder& encoder() const { return *encoder_; }
   // Blocks until no merge is queued or running (tests, benchmarks).

@@ -17,6 +17,20 @@ int64_t RowCount(const InferenceTask& task) {
 
 }  // namespace
 
+absl::Status BatcherOptions::Validate() const {
+  if (max_batch_size < 1 || queue_capacity < 1 || workers < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max-batch-size, queue-capacity and workers must be >= 1, got ",
+        max_batch_size, ", ", queue_capacity, " and ", workers));
+  }
+  if (max_queue_delay < absl::ZeroDuration() || max_queue_delay == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max-queue-delay-ms must be finite and >= 0, got ",
+        absl::FormatDuration(max_queue_delay)));
+  }
+  return absl::OkStatus();
+}
+
 DynamicBatcher::DynamicBatcher(BatcherOptions options, BatchRunner runner,
                                ServerMetrics* metrics,
                                std::function<absl::Time()> clock)
@@ -34,8 +48,7 @@ void DynamicBatcher::Start() {
     // Started already, or stopped: Stop() owns the drain from then on.
     if (stopping_ || !workers_.empty()) return;
   }
-  const int num_workers = std::max(1, options_.num_workers);
-  for (int i = 0; i < num_workers; ++i) {
+  for (int i = 0; i < options_.workers; ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
   }
 }
@@ -56,10 +69,10 @@ absl::Status DynamicBatcher::Submit(std::unique_ptr<InferenceTask> task) {
       return absl::UnavailableError("the batcher is stopping; no new requests");
     }
     // Refusing at once lets the client back off instead of timing out.
-    if (queued_rows_ + rows > options_.queue_capacity_rows) {
+    if (queued_rows_ + rows > options_.queue_capacity) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "queue is full: ", queued_rows_, " rows queued, capacity ",
-          options_.queue_capacity_rows, "; the request has ", rows, " rows"));
+          options_.queue_capacity, "; the request has ", rows, " rows"));
     }
     task->enqueue_time = clock_();
     queue_.push_back(std::move(task));
@@ -127,7 +140,7 @@ std::optional<DynamicBatcher::Batch> DynamicBatcher::TakeReadyBatch(
   // The oldest task plus later tasks of its adapter, in order, while they
   // fit. Stopping at the first one that does not fit keeps each adapter's
   // tasks FIFO; such a batch cannot grow any more, so it counts as full.
-  const int64_t max_rows = std::max<int64_t>(1, options_.max_batch_rows);
+  const int64_t max_rows = options_.max_batch_size;
   const InferenceTask& oldest = *queue_.front();
   std::vector<size_t> picked = {0};
   int64_t rows = RowCount(oldest);

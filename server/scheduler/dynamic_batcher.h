@@ -1,13 +1,13 @@
 // DynamicBatcher: Triton's dynamic batcher for one backbone. Requests queue in
 // arrival order; a batch is the oldest task plus every later task on the same
-// model (the backbone, or one adapter version: SameModel), up to `max_batch_rows` rows (mixed ranks allowed). A batch
+// model (the backbone, or one adapter version: SameModel), up to `max_batch_size` rows (mixed ranks allowed). A batch
 // runs when it is full, when its oldest task has waited `max_queue_delay`, or
 // when the batcher is stopping. Expired (deadline passed) or cancelled tasks
 // are dropped before compute. A full queue refuses a task at once
 // (RESOURCE_EXHAUSTED) instead of letting it time out.
 //
-// Threads: Start() runs `num_workers` worker threads that each form and run
-// batches (the runner must be thread-safe when num_workers > 1). Without
+// Threads: Start() runs `workers` worker threads that each form and run
+// batches (the runner must be thread-safe when workers > 1). Without
 // Start(), tests step it by hand with RunOnce() and an injected clock, so
 // the same rules are testable without sleeping.
 //
@@ -34,12 +34,17 @@ namespace dylora::serving {
 
 class ServerMetrics;
 
+// Names match dylora-serve's flags and TOML keys (underscores for dashes;
+// durations carry their unit in the flag: --max-queue-delay-ms).
 struct BatcherOptions {
-  int64_t max_batch_rows = 32;
+  int64_t max_batch_size = 32;  // rows per batch
   absl::Duration max_queue_delay = absl::Milliseconds(2);
   // Rows queued (not yet running) at most; more -> RESOURCE_EXHAUSTED.
-  int64_t queue_capacity_rows = 1024;
-  int num_workers = 1;
+  int64_t queue_capacity = 1024;
+  int workers = 1;  // batch worker threads
+
+  // INVALID_ARGUMENT naming the option for a value out of range.
+  absl::Status Validate() const;
 };
 
 // Runs one batch (the rows of its tasks in order, all on one model). The
@@ -49,7 +54,8 @@ using BatchRunner =
 
 class DynamicBatcher {
  public:
-  // `metrics` may be null. `clock` defaults to absl::Now.
+  // `options` must pass Validate(). `metrics` may be null. `clock` defaults
+  // to absl::Now.
   DynamicBatcher(BatcherOptions options, BatchRunner runner,
                  ServerMetrics* metrics,
                  std::function<absl::Time()> clock = nullptr);

@@ -55,13 +55,13 @@ std::vector<std::string> Lines(const std::string& text) {
 class ClientCommandsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    token_dir_ = new dylora::testing::ScopedTempDir();
+    std::ofstream(token_dir_->path() + "/token") << kToken << "\n";
     serving::ServerOptions options = TestServerOptions();
-    options.admin_token = kToken;
+    options.admin_token_file = token_dir_->path() + "/token";
     server_ = new TestServer(std::move(options));
     ASSERT_TRUE(server_->ok());
     sst_path_ = new std::string(server_->AddAdapter("sst", 11));
-    token_dir_ = new dylora::testing::ScopedTempDir();
-    std::ofstream(token_dir_->path() + "/token") << kToken << "\n";
   }
   static void TearDownTestSuite() {
     delete token_dir_;

@@ -23,11 +23,11 @@ namespace dylora::testing {
 // Options for a small, fast test server on 127.0.0.1 with free ports.
 inline serving::ServerOptions TestServerOptions() {
   serving::ServerOptions options;
-  options.runtime.model_dir = ModelDir();
+  options.runtime.model = ModelDir();
   options.runtime.backbone_name = "minilm";
-  options.runtime.intra_op_threads = 1;
+  options.runtime.threads = 1;
   options.runtime.batcher.max_queue_delay = absl::Milliseconds(1);
-  options.runtime.batcher.num_workers = 2;
+  options.runtime.batcher.workers = 2;
   options.host = "127.0.0.1";
   options.port = 0;
   options.metrics_host = "127.0.0.1";

@@ -413,7 +413,7 @@ TEST(DyloraServiceAuthTest, AdminRpcsNeedTheBearerToken) {
   const std::string token_file = dir.path() + "/token";
   ASSERT_TRUE(WriteFileAtomically(token_file, "s3cret\n").ok());
   serving::ServerOptions options = TestServerOptions();
-  options.admin_token = "s3cret";
+  options.admin_token_file = token_file;
   TestServer server(options);
   ASSERT_TRUE(server.ok());
   auto stub = v1::DyLoRA::NewStub(server.channel());
@@ -452,7 +452,7 @@ TEST(DyloraServiceConcurrencyTest, MixedRankConcurrentRequestsMatchOneAtATime) {
   serving::ServerOptions options = TestServerOptions();
   // A long delay so that concurrent requests do share batches.
   options.runtime.batcher.max_queue_delay = absl::Milliseconds(20);
-  options.runtime.engine.merge_after_rows = 0;
+  options.runtime.engine.merge_after = 0;
   TestServer server(options);
   ASSERT_TRUE(server.ok());
   server.AddAdapter("sst", 11);

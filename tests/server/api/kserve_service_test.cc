@@ -125,7 +125,7 @@ class KServeServiceTest : public ::testing::Test {
     serving::ServerOptions options = TestServerOptions();
     // Never merge on demand: every adapter request runs the truncated path,
     // so comparisons between requests are exact up to float noise.
-    options.runtime.engine.merge_after_rows = 0;
+    options.runtime.engine.merge_after = 0;
     return options;
   }
 

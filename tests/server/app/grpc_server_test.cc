@@ -115,7 +115,7 @@ TEST(GrpcServerTest, ShutdownLetsRequestsInFlightFinish) {
 
 TEST(GrpcServerTest, MetricsScrapeMatchesTheTrafficSent) {
   ServerOptions options = TestServerOptions();
-  options.runtime.engine.merge_after_rows = 0;
+  options.runtime.engine.merge_after = 0;
   options.metrics_port = 0;
   TestServer server(options);
   ASSERT_TRUE(server.ok());
@@ -170,8 +170,8 @@ TEST(GrpcServerTest, MetricsScrapeMatchesTheTrafficSent) {
 TEST(GrpcServerTest, ServesOverTlsWithTheGivenCertificate) {
   const std::string tls = dylora::testing::FixturesDir() + "/tls";
   ServerOptions options = TestServerOptions();
-  options.tls_cert_file = tls + "/server.crt";
-  options.tls_key_file = tls + "/server.key";
+  options.tls_cert = tls + "/server.crt";
+  options.tls_key = tls + "/server.key";
   auto server = DyloraServer::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
   auto cert = ReadFileToString(tls + "/server.crt");
@@ -198,11 +198,38 @@ TEST(GrpcServerTest, StartFailsClearlyOnABadAdapterOrTlsFile) {
   EXPECT_THAT(server.status().message(), HasSubstr("bad"));
 
   options = TestServerOptions();
-  options.tls_cert_file = "/nonexistent/cert.pem";
-  options.tls_key_file = "/nonexistent/key.pem";
+  options.tls_cert = "/nonexistent/cert.pem";
+  options.tls_key = "/nonexistent/key.pem";
   server = DyloraServer::Start(options);
   ASSERT_FALSE(server.ok());
   EXPECT_THAT(server.status().message(), HasSubstr("cert.pem"));
+}
+
+// The admin token file is read once, at start: a missing or empty one
+// stops the start with its path named, before any model is loaded.
+TEST(GrpcServerStartTest, AMissingOrEmptyAdminTokenFileStopsTheStart) {
+  dylora::testing::ScopedTempDir dir;
+  ServerOptions options = TestServerOptions();
+  options.admin_token_file = dir.path() + "/none";
+  auto missing = DyloraServer::Start(options);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  EXPECT_THAT(missing.status().message(), HasSubstr("none"));
+
+  const std::string empty = dir.path() + "/empty";
+  ASSERT_TRUE(WriteFileAtomically(empty, " \n").ok());
+  options.admin_token_file = empty;
+  auto refused = DyloraServer::Start(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("is empty"));
+}
+
+// Start refuses options out of range itself, not only the flag parser.
+TEST(GrpcServerStartTest, OptionsOutOfRangeAreRefused) {
+  ServerOptions options = TestServerOptions();
+  options.runtime.batcher.workers = 0;
+  auto refused = DyloraServer::Start(options);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("workers"));
 }
 
 }  // namespace

@@ -96,13 +96,13 @@ class EngineTest : public ::testing::Test {
     });
   }
 
-  std::unique_ptr<Engine> MakeEngine(int64_t merge_after_rows,
-                                     bool force_truncated = false,
+  std::unique_ptr<Engine> MakeEngine(int64_t merge_after,
+                                     bool always_truncate = false,
                                      ServerMetrics* metrics = nullptr,
                                      MergeFunction merge = nullptr) {
     EngineOptions options;
-    options.merge_after_rows = merge_after_rows;
-    options.force_truncated = force_truncated;
+    options.merge_after = merge_after;
+    options.always_truncate = always_truncate;
     return std::make_unique<Engine>(encoder_, options, metrics, std::move(merge));
   }
 
@@ -162,7 +162,7 @@ class EngineTest : public ::testing::Test {
 };
 
 TEST_F(EngineTest, TruncatedSingleRankMatchesAdapterHook) {
-  auto engine = MakeEngine(/*merge_after_rows=*/0);
+  auto engine = MakeEngine(/*merge_after=*/0);
   for (int64_t rank = 1; rank <= 8; ++rank) {
     const TestRows rows = Rows({rank, rank, rank, rank});
     auto output = engine->Run(rows.On(served_));
@@ -183,9 +183,9 @@ TEST_F(EngineTest, TruncatedSingleRankMatchesAdapterHook) {
 }
 
 TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
-  auto merged_engine = MakeEngine(/*merge_after_rows=*/0);
+  auto merged_engine = MakeEngine(/*merge_after=*/0);
   auto truncated_engine =
-      MakeEngine(/*merge_after_rows=*/0, /*force_truncated=*/true);
+      MakeEngine(/*merge_after=*/0, /*always_truncate=*/true);
   ASSERT_TRUE(merged_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
   ASSERT_TRUE(truncated_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
   for (int64_t rank = 1; rank <= 8; ++rank) {
@@ -208,7 +208,7 @@ TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
 }
 
 TEST_F(EngineTest, MixedRanksMatchEachRowAlone) {
-  auto engine = MakeEngine(/*merge_after_rows=*/1);
+  auto engine = MakeEngine(/*merge_after=*/1);
   const std::vector<int64_t> ranks = {1, 8, 3, 5, 8, 2};
   const TestRows rows = Rows(ranks);
   auto batch = engine->Run(rows.On(served_));
@@ -219,7 +219,7 @@ TEST_F(EngineTest, MixedRanksMatchEachRowAlone) {
   const at::Tensor together = AsTensor(*batch);
   ASSERT_EQ(together.size(0), static_cast<int64_t>(ranks.size()));
 
-  auto alone_engine = MakeEngine(/*merge_after_rows=*/0, /*force_truncated=*/true);
+  auto alone_engine = MakeEngine(/*merge_after=*/0, /*always_truncate=*/true);
   for (size_t i = 0; i < ranks.size(); ++i) {
     auto alone = alone_engine->Run(rows.Row(i).On(served_));
     ASSERT_TRUE(alone.ok()) << alone.status();
@@ -230,7 +230,7 @@ TEST_F(EngineTest, MixedRanksMatchEachRowAlone) {
 
 TEST_F(EngineTest, AHotRankIsMergedInTheBackgroundAndThenServedMerged) {
   ServerMetrics metrics;
-  auto engine = MakeEngine(/*merge_after_rows=*/3, false, &metrics);
+  auto engine = MakeEngine(/*merge_after=*/3, false, &metrics);
   const TestRows one = Rows({4});
   // The third row crosses the threshold: its batch still runs truncated and
   // the merge is queued; once it is done, rank 4 runs merged.
@@ -260,7 +260,7 @@ TEST_F(EngineTest, ASlowMergeDoesNotDelayOtherBatches) {
   absl::Notification merge_started, release_merge;
   MergeFunction real = RealMerge();
   auto engine = MakeEngine(
-      /*merge_after_rows=*/1, false, nullptr,
+      /*merge_after=*/1, false, nullptr,
       [&](const ServedAdapter& adapter, int64_t rank) {
         // Merges run one at a time on the merger's thread.
         if (!merge_started.HasBeenNotified()) merge_started.Notify();
@@ -296,7 +296,7 @@ TEST_F(EngineTest, ASlowMergeDoesNotDelayOtherBatches) {
 }
 
 TEST_F(EngineTest, NeverMergesOnDemandWhenThresholdIsZero) {
-  auto engine = MakeEngine(/*merge_after_rows=*/0);
+  auto engine = MakeEngine(/*merge_after=*/0);
   const TestRows rows = Rows({2, 2, 2, 2});
   for (int i = 0; i < 5; ++i) {
     EXPECT_EQ(PathOf(*engine, rows), ExecutionPath::kTruncated);
@@ -311,7 +311,7 @@ TEST_F(EngineTest, NeverMergesOnDemandWhenThresholdIsZero) {
 }
 
 TEST_F(EngineTest, ForgetDropsCacheAndCountersOfThatVersion) {
-  auto engine = MakeEngine(/*merge_after_rows=*/3);
+  auto engine = MakeEngine(/*merge_after=*/3);
   ASSERT_TRUE(engine->Prewarm(served_, {2, 5}).ok());
   EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(2, 5));
   EXPECT_EQ(PathOf(*engine, Rows({4, 4})), ExecutionPath::kTruncated);  // 2 rows counted
@@ -340,7 +340,7 @@ TEST_F(EngineTest, AMergeFinishingAfterItsVersionIsForgottenIsDropped) {
   absl::Notification merge_started, release_merge;
   MergeFunction real = RealMerge();
   auto engine = MakeEngine(
-      /*merge_after_rows=*/1, false, nullptr,
+      /*merge_after=*/1, false, nullptr,
       [&](const ServedAdapter& adapter, int64_t rank) {
         // Merges run one at a time on the merger's thread.
         if (!merge_started.HasBeenNotified()) merge_started.Notify();
@@ -357,12 +357,12 @@ TEST_F(EngineTest, AMergeFinishingAfterItsVersionIsForgottenIsDropped) {
 }
 
 TEST_F(EngineTest, PrewarmRejectsBadRankAndTooSmallCache) {
-  auto engine = MakeEngine(/*merge_after_rows=*/0);
+  auto engine = MakeEngine(/*merge_after=*/0);
   EXPECT_EQ(engine->Prewarm(served_, {9}).code(),
             absl::StatusCode::kInvalidArgument);
   EngineOptions tiny;
-  tiny.merge_cache_bytes = 16;
-  tiny.merge_after_rows = 1;
+  tiny.merge_cache_mb = 0;  // no merge fits
+  tiny.merge_after = 1;
   Engine small(encoder_, tiny, nullptr);
   EXPECT_EQ(small.Prewarm(served_, {1}).code(),
             absl::StatusCode::kResourceExhausted);
@@ -379,7 +379,7 @@ TEST_F(EngineTest, PrewarmRejectsBadRankAndTooSmallCache) {
 }
 
 TEST_F(EngineTest, BackboneGivesUnitNormRowsOfHiddenWidth) {
-  auto engine = MakeEngine(/*merge_after_rows=*/1);
+  auto engine = MakeEngine(/*merge_after=*/1);
   auto output = engine->Run(Rows({0, 0, 0}).OnBackbone());
   ASSERT_TRUE(output.ok()) << output.status();
   EXPECT_EQ(output->path, ExecutionPath::kBackbone);

@@ -37,11 +37,11 @@ constexpr int64_t kHidden = 384;  // MiniLM-L6's embedding width
 
 RuntimeOptions TestRuntimeOptions() {
   RuntimeOptions options;
-  options.model_dir = ModelDir();
+  options.model = ModelDir();
   options.backbone_name = "minilm";
-  options.intra_op_threads = 1;
+  options.threads = 1;
   options.batcher.max_queue_delay = absl::Milliseconds(1);
-  options.batcher.num_workers = 2;
+  options.batcher.workers = 2;
   EXPECT_TRUE(options.profiles.Add("phone", 2).ok());
   return options;
 }
@@ -152,7 +152,7 @@ TEST(ServingRuntimeCreateTest, BackboneNameDefaultsToTheModelDirectoryName) {
   ASSERT_FALSE(expected.empty());
   for (const std::string& dir : {ModelDir(), ModelDir() + "/"}) {
     RuntimeOptions options = TestRuntimeOptions();
-    options.model_dir = dir;
+    options.model = dir;
     options.backbone_name.clear();
     std::unique_ptr<ServingRuntime> runtime = MakeRuntime(options);
     ASSERT_NE(runtime, nullptr) << dir;
@@ -169,15 +169,15 @@ TEST(ServingRuntimeCreateTest, BadOptionsAreRefusedWithAMessage) {
     std::string message;
   };
   std::vector<Case> cases = {
-      {"no model dir", [](auto& o) { o.model_dir.clear(); },
+      {"no model dir", [](auto& o) { o.model.clear(); },
        absl::StatusCode::kInvalidArgument, "model directory"},
       {"missing model dir",
-       [&](auto& o) { o.model_dir = dir.path() + "/nowhere"; },
+       [&](auto& o) { o.model = dir.path() + "/nowhere"; },
        absl::StatusCode::kNotFound, "nowhere"},
-      {"model dir without a model", [&](auto& o) { o.model_dir = dir.path(); },
+      {"model dir without a model", [&](auto& o) { o.model = dir.path(); },
        absl::StatusCode::kNotFound, "config.json"},
       {"missing tokenizer",
-       [&](auto& o) { o.tokenizer_path = dir.path() + "/tok.json"; },
+       [&](auto& o) { o.tokenizer = dir.path() + "/tok.json"; },
        absl::StatusCode::kNotFound, "tok.json"},
       {"device tpu", [](auto& o) { o.device = "tpu"; },
        absl::StatusCode::kInvalidArgument, "\"tpu\""},
@@ -186,13 +186,22 @@ TEST(ServingRuntimeCreateTest, BadOptionsAreRefusedWithAMessage) {
       {"device cuda:-1", [](auto& o) { o.device = "cuda:-1"; },
        absl::StatusCode::kInvalidArgument, "cuda:<n>"},
       {"max tokens 0", [](auto& o) { o.max_tokens = 0; },
-       absl::StatusCode::kInvalidArgument, "max tokens"},
+       absl::StatusCode::kInvalidArgument, "max-tokens"},
       {"max tokens above the model's", [](auto& o) { o.max_tokens = 100000; },
        absl::StatusCode::kInvalidArgument, "100000"},
-      {"max texts 0", [](auto& o) { o.max_texts_per_request = 0; },
-       absl::StatusCode::kInvalidArgument, "positive"},
+      {"max texts 0", [](auto& o) { o.max_texts = 0; },
+       absl::StatusCode::kInvalidArgument, "max-texts"},
       {"max text bytes 0", [](auto& o) { o.max_text_bytes = 0; },
-       absl::StatusCode::kInvalidArgument, "positive"},
+       absl::StatusCode::kInvalidArgument, "max-text-bytes"},
+      // Refused, never clamped (the batcher and engine take them as given).
+      {"no workers", [](auto& o) { o.batcher.workers = 0; },
+       absl::StatusCode::kInvalidArgument, "workers"},
+      {"empty batches", [](auto& o) { o.batcher.max_batch_size = 0; },
+       absl::StatusCode::kInvalidArgument, "max-batch-size"},
+      {"negative delay", [](auto& o) { o.batcher.max_queue_delay = absl::Milliseconds(-1); },
+       absl::StatusCode::kInvalidArgument, "max-queue-delay-ms"},
+      {"negative cache", [](auto& o) { o.engine.merge_cache_mb = -1; },
+       absl::StatusCode::kInvalidArgument, "merge-cache-mb"},
       {"bad backbone name", [](auto& o) { o.backbone_name = "../etc"; },
        absl::StatusCode::kInvalidArgument, "../etc"},
   };
@@ -488,8 +497,8 @@ TEST(ServingRuntimeTokenizerTest, IdsOutsideTheBackbonesVocabularyAreRefused) {
   // The tiny test BERT (100 ids) with MiniLM's tokenizer (30522 ids): the
   // runtime catches the mismatch on the host, before any tensor is built.
   RuntimeOptions options = TestRuntimeOptions();
-  options.model_dir = dylora::testing::FixturesDir() + "/adapter/tiny-bert";
-  options.tokenizer_path = ModelDir() + "/tokenizer.json";
+  options.model = dylora::testing::FixturesDir() + "/adapter/tiny-bert";
+  options.tokenizer = ModelDir() + "/tokenizer.json";
   options.max_tokens = 32;
   std::unique_ptr<ServingRuntime> runtime = MakeRuntime(options);
   ASSERT_NE(runtime, nullptr);
@@ -541,9 +550,9 @@ TEST(ServingRuntimeTruncationTest, LongTextsAreTruncatedToMaxTokens) {
 
 TEST(ServingRuntimeQueueTest, AFullQueueRefusesAtOnceAndShutdownRunsWhatWaits) {
   RuntimeOptions options = TestRuntimeOptions();
-  options.batcher.queue_capacity_rows = 2;
-  options.batcher.max_batch_rows = 64;
-  options.batcher.num_workers = 1;
+  options.batcher.queue_capacity = 2;
+  options.batcher.max_batch_size = 64;
+  options.batcher.workers = 1;
   // Far longer than the test needs, so the two queued rows cannot start
   // before the third request arrives, however slow the machine; Shutdown
   // drains the queue without waiting for the delay.

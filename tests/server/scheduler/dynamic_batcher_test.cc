@@ -215,9 +215,9 @@ class BatcherRulesTest : public ::testing::Test {
 BatcherOptions Options(int64_t max_rows, absl::Duration delay,
                        int64_t capacity = 1024) {
   BatcherOptions options;
-  options.max_batch_rows = max_rows;
+  options.max_batch_size = max_rows;
   options.max_queue_delay = delay;
-  options.queue_capacity_rows = capacity;
+  options.queue_capacity = capacity;
   return options;
 }
 
@@ -513,7 +513,7 @@ class BatcherExecutorTest : public ::testing::TestWithParam<Executor> {
       return std::make_unique<DynamicBatcher>(options, engine_.Runner(),
                                               nullptr, [this] { return now_; });
     }
-    options.num_workers = GetParam() == Executor::kOneWorker ? 1 : 3;
+    options.workers = GetParam() == Executor::kOneWorker ? 1 : 3;
     auto batcher =
         std::make_unique<DynamicBatcher>(options, engine_.Runner(), nullptr);
     batcher->Start();
@@ -651,7 +651,7 @@ TEST(DynamicBatcherThreadedTest, ManyThreadsEachTaskCompletesOnceAndCorrectly) {
   FakeEngine engine;
   BatcherOptions options = Options(kMaxRows, absl::Microseconds(200),
                                    /*capacity=*/kTasks * 5);
-  options.num_workers = 2;
+  options.workers = 2;
   DynamicBatcher batcher(options, engine.Runner(), nullptr);
   batcher.Start();
 
