@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "proto/kserve/kserve_tensors.h"
+#include "proto/wire_names.h"
 
 namespace dylora::client {
 namespace {
@@ -13,23 +14,22 @@ namespace {
 namespace v1 = ::dylora::v1;
 
 absl::StatusOr<v1::RankPolicy> V1Policy(absl::string_view name) {
-  if (name == "max") return v1::RANK_POLICY_MAX;
-  if (name == "best") return v1::RANK_POLICY_BEST;
-  if (name == "smallest-within-tolerance" ||
-      name == "smallest_within_tolerance") {
+  const char* policy = wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
+  if (policy == wire::kPolicyMax) return v1::RANK_POLICY_MAX;
+  if (policy == wire::kPolicyBest) return v1::RANK_POLICY_BEST;
+  if (policy == wire::kPolicySmallestWithinTolerance) {
     return v1::RANK_POLICY_SMALLEST_WITHIN_TOLERANCE;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown rank policy \"", name,
-                   "\"; valid: max, best, smallest-within-tolerance"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown rank policy \"", name, "\"; valid: ", wire::kPolicyNames));
 }
 
 const char* ExecutionPathName(v1::ExecutionPath path) {
   switch (path) {
     case v1::EXECUTION_PATH_TRUNCATED:
-      return "truncated";
+      return wire::kPathTruncated;
     case v1::EXECUTION_PATH_MERGED:
-      return "merged";
+      return wire::kPathMerged;
     default:
       return "unspecified";
   }
@@ -166,15 +166,15 @@ absl::StatusOr<ClassifyResult> Classifier::ClassifyKServe(
     input->add_shape(static_cast<int64_t>(texts.size()));
     request.add_raw_input_contents(kserve::EncodeRawBytesTensor(elements));
   };
-  add_input("TEXT", text_elements);
-  if (pairs) add_input("TEXT_PAIR", pair_elements);
+  add_input(wire::kTextInput, text_elements);
+  if (pairs) add_input(wire::kTextPairInput, pair_elements);
   auto& parameters = *request.mutable_parameters();
   if (rank.rank.has_value()) {
-    parameters["rank"].set_int64_param(*rank.rank);
+    parameters[wire::kRankParameter].set_int64_param(*rank.rank);
   } else if (!rank.profile.empty()) {
-    parameters["profile"].set_string_param(rank.profile);
+    parameters[wire::kProfileParameter].set_string_param(rank.profile);
   } else if (!rank.policy.empty()) {
-    parameters["policy"].set_string_param(rank.policy);
+    parameters[wire::kPolicyParameter].set_string_param(rank.policy);
   }
 
   inference::ModelInferResponse response;
@@ -211,11 +211,11 @@ absl::StatusOr<ClassifyResult> Classifier::ClassifyKServe(
           absl::StrCat("output ", output.name(), " holds ", values.size(),
                        " values, not [", rows, ", L]"));
     }
-    if (output.name() == "logits") {
+    if (output.name() == wire::kLogitsOutput) {
       logits = std::move(values);
       width = output.shape(1);
       has_logits = true;
-    } else if (output.name() == "probabilities") {
+    } else if (output.name() == wire::kProbabilitiesOutput) {
       probabilities = std::move(values);
       has_probabilities = true;
     }
@@ -232,14 +232,14 @@ absl::StatusOr<ClassifyResult> Classifier::ClassifyKServe(
   result.client_seconds = seconds;
   (void)absl::SimpleAtoi(response.model_version(), &result.adapter_version);
   const auto& parameters_out = response.parameters();
-  if (auto it = parameters_out.find("rank"); it != parameters_out.end()) {
+  if (auto it = parameters_out.find(wire::kRankParameter); it != parameters_out.end()) {
     result.rank = it->second.int64_param();
   }
-  if (auto it = parameters_out.find("rank_source");
+  if (auto it = parameters_out.find(wire::kRankSourceParameter);
       it != parameters_out.end()) {
     result.rank_source = it->second.string_param();
   }
-  if (auto it = parameters_out.find("execution_path");
+  if (auto it = parameters_out.find(wire::kExecutionPathParameter);
       it != parameters_out.end()) {
     result.execution_path = it->second.string_param();
   }

@@ -15,8 +15,8 @@
 #include "client/latency_stats.h"
 #include "client/rank_list.h"
 #include "nlohmann/json.hpp"
-#include "trainer/data/glue.h"
-#include "trainer/eval/metrics.h"
+#include "core/glue/glue.h"
+#include "core/glue/metrics.h"
 
 namespace dylora::client {
 namespace {

@@ -15,7 +15,7 @@
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "trainer/eval/metrics.h"
+#include "core/glue/metrics.h"
 #include "trainer/eval/rank_eval.h"
 
 namespace dylora {

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/util/status_macros.h"
+#include "proto/wire_names.h"
 
 namespace dylora::serving {
 namespace {
@@ -63,25 +64,24 @@ absl::StatusOr<int64_t> RankFromTable(RankPolicy policy,
 }  // namespace
 
 absl::StatusOr<RankPolicy> ParseRankPolicy(absl::string_view name) {
-  if (name == "max") return RankPolicy::kMax;
-  if (name == "best") return RankPolicy::kBest;
-  if (name == "smallest-within-tolerance" ||
-      name == "smallest_within_tolerance") {
+  const char* policy = wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
+  if (policy == wire::kPolicyMax) return RankPolicy::kMax;
+  if (policy == wire::kPolicyBest) return RankPolicy::kBest;
+  if (policy == wire::kPolicySmallestWithinTolerance) {
     return RankPolicy::kSmallestWithinTolerance;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown rank policy \"", name,
-                   "\"; valid policies: max, best, smallest-within-tolerance"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown rank policy \"", name, "\"; valid policies: ", wire::kPolicyNames));
 }
 
 const char* RankPolicyName(RankPolicy policy) {
   switch (policy) {
     case RankPolicy::kMax:
-      return "max";
+      return wire::kPolicyMax;
     case RankPolicy::kBest:
-      return "best";
+      return wire::kPolicyBest;
     case RankPolicy::kSmallestWithinTolerance:
-      return "smallest-within-tolerance";
+      return wire::kPolicySmallestWithinTolerance;
   }
   return "unknown";
 }

@@ -12,7 +12,7 @@
 #include "absl/types/span.h"
 #include "core/model/encoder.h"
 #include "core/tokenizer/tokenizer.h"
-#include "trainer/data/glue.h"
+#include "core/glue/glue.h"
 
 namespace dylora {
 

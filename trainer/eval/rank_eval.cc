@@ -10,7 +10,7 @@
 #include "core/adapter/adapter_hooks.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
-#include "trainer/eval/metrics.h"
+#include "core/glue/metrics.h"
 
 namespace dylora {
 

@@ -1,4 +1,4 @@
-#include "trainer/data/glue.h"
+#include "core/glue/glue.h"
 
 #include <algorithm>
 #include <cctype>

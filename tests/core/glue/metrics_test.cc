@@ -1,4 +1,4 @@
-#include "trainer/eval/metrics.h"
+#include "core/glue/metrics.h"
 
 #include "gtest/gtest.h"
 

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "trainer/data/glue.h"
+#include "core/glue/glue.h"
 
 namespace dylora {
 

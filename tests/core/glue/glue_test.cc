@@ -1,4 +1,4 @@
-#include "trainer/data/glue.h"
+#include "core/glue/glue.h"
 
 #include "core/util/file_util.h"
 #include "gmock/gmock.h"
