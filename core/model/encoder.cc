@@ -246,7 +246,7 @@ absl::Status Encoder::ValidateInputs(const EncoderInputs& in) const {
 }
 
 EncoderOutputs Encoder::Run(const EncoderInputs& in, const LinearHook* hook,
-                            Dropout* dropout) const {
+                            Dropout* dropout, bool check_padding) const {
   const EncoderConfig& c = config_;
   const EncoderWeights& w = weights_;
   const at::Tensor ids = in.input_ids.to(options_.device, at::kLong);
@@ -288,7 +288,9 @@ EncoderOutputs Encoder::Run(const EncoderInputs& in, const LinearHook* hook,
   if (in.attention_mask.defined()) {
     const at::Tensor m = in.attention_mask.to(options_.device, options_.dtype);
     mask01 = m;
-    if (!m.eq(1).all().item<bool>()) {
+    // Forward checks for an all-ones mask (a device sync); ForwardUnchecked's
+    // callers pass no mask when nothing is padded.
+    if (!check_padding || !m.eq(1).all().item<bool>()) {
       mask = at::rsub(m, 1)
                  .mul(LowestFinite(options_.dtype))
                  .view({batch, 1, 1, seq});
@@ -357,13 +359,16 @@ absl::StatusOr<EncoderOutputs> Encoder::Forward(const EncoderInputs& inputs,
     return absl::InvalidArgumentError("dropout without a generator");
   }
   return CallTorch("encoder forward",
-                   [&] { return Run(inputs, hook, dropout); });
+                   [&] { return Run(inputs, hook, dropout, /*check_padding=*/true); });
 }
 
 absl::StatusOr<EncoderOutputs> Encoder::ForwardUnchecked(
     const EncoderInputs& inputs, const LinearHook* hook) const {
   return CallTorch("encoder forward",
-                   [&] { return Run(inputs, hook, /*dropout=*/nullptr); });
+                   [&] {
+                     return Run(inputs, hook, /*dropout=*/nullptr,
+                                /*check_padding=*/false);
+                   });
 }
 
 }  // namespace dylora

@@ -71,8 +71,10 @@ class Encoder {
   // Forward without the input checks (and their device syncs), for callers
   // that built the inputs from ids they validated on the host (the server's
   // engine): every id < vocab_size, type id < type_vocab_size, mask 0/1,
-  // sequence length <= max_sequence_length(). No dropout. LibTorch errors
-  // still come back as INTERNAL.
+  // sequence length <= max_sequence_length(), and no attention_mask when no
+  // row is padded (a defined mask is applied without looking at it, so the
+  // forward never waits for the device). No dropout. LibTorch errors still
+  // come back as INTERNAL.
   absl::StatusOr<EncoderOutputs> ForwardUnchecked(
       const EncoderInputs& inputs, const LinearHook* hook = nullptr) const;
 
@@ -106,8 +108,10 @@ class Encoder {
 
   absl::Status ValidateInputs(const EncoderInputs& inputs) const;
   // The forward pass proper; may throw (Forward converts).
+  // `check_padding`: look whether a given mask pads anything (one device
+  // sync) and skip it when not.
   EncoderOutputs Run(const EncoderInputs& inputs, const LinearHook* hook,
-                     Dropout* dropout) const;
+                     Dropout* dropout, bool check_padding) const;
 
   const EncoderConfig config_;
   const EncoderWeights weights_;

@@ -40,7 +40,13 @@ EncoderInputs BuildInputs(const std::vector<const TokenizedText*>& rows,
       mask_data[r * seq + t] = 1;
     }
   }
-  return EncoderInputs{ids.to(device), types.to(device), mask.to(device)};
+  // No mask when no row is padded: the encoder then skips masking, and it
+  // never has to read the mask back from the device to find that out.
+  const bool padded = std::any_of(rows.begin(), rows.end(), [&](const TokenizedText* row) {
+    return static_cast<int64_t>(row->ids.size()) != seq;
+  });
+  return EncoderInputs{ids.to(device), types.to(device),
+                       padded ? mask.to(device) : at::Tensor()};
 }
 
 // The real merge: MergedWeights on the encoder, costed by its bytes.
@@ -92,8 +98,14 @@ absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
   c10::InferenceMode inference_mode;
   DYLORA_ASSIGN_OR_RETURN(EncoderInputs inputs, BatchInputs(batch.rows));
   DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out, encoder_->ForwardUnchecked(inputs));
-  DYLORA_ASSIGN_OR_RETURN(at::Tensor pooled, MeanPool(out.last_hidden_state,
-                                                      inputs.attention_mask));
+  DYLORA_ASSIGN_OR_RETURN(
+      at::Tensor mask, CallTorch("the pooling mask", [&] {
+        return inputs.attention_mask.defined()
+                   ? inputs.attention_mask
+                   : at::ones(out.last_hidden_state.sizes().slice(0, 2),
+                              out.last_hidden_state.options().dtype(at::kLong));
+      }));
+  DYLORA_ASSIGN_OR_RETURN(at::Tensor pooled, MeanPool(out.last_hidden_state, mask));
   // sentence-transformers' Normalize: F.normalize(p=2, eps=1e-12).
   DYLORA_ASSIGN_OR_RETURN(
       at::Tensor embeddings, CallTorch("normalising embeddings", [&] {

@@ -282,6 +282,28 @@ TEST(EncoderForwardTest, PaddingDoesNotChangeRealTokens) {
                            1e-5));
 }
 
+// ForwardUnchecked (the server's path) computes what Forward does, for a
+// padded batch with its mask and for an unpadded one without a mask.
+TEST(EncoderForwardTest, UncheckedForwardEqualsForward) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  at::Tensor padded = at::tensor({7, 8, 9, 0, 0, 4, 5, 6, 7, 8}, at::kLong).view({2, 5});
+  at::Tensor mask = at::tensor({1, 1, 1, 0, 0, 1, 1, 1, 1, 1}, at::kLong).view({2, 5});
+  at::Tensor types = at::zeros_like(padded);
+  auto checked = encoder->Forward({padded, types, mask});
+  auto unchecked = encoder->ForwardUnchecked({padded, types, mask});
+  ASSERT_TRUE(checked.ok() && unchecked.ok());
+  EXPECT_TRUE(at::allclose(checked->last_hidden_state, unchecked->last_hidden_state,
+                           1e-6, 1e-6));
+
+  at::Tensor full = padded.slice(0, 1, 2);
+  auto with_mask = encoder->Forward({full, {}, at::ones_like(full)});
+  auto no_mask = encoder->ForwardUnchecked({full, {}, {}});
+  ASSERT_TRUE(with_mask.ok() && no_mask.ok());
+  EXPECT_TRUE(at::allclose(with_mask->last_hidden_state, no_mask->last_hidden_state,
+                           1e-6, 1e-6));
+}
+
 // ---- training-time dropout ----
 
 Dropout SeededDropout(const Encoder& encoder, uint64_t seed, double hidden,

@@ -106,6 +106,20 @@ class EngineTest : public ::testing::Test {
     return std::make_unique<Engine>(encoder_, options, metrics, std::move(merge));
   }
 
+  // Merges every rank after one row, each merge announcing `started` and
+  // then holding until `release` (merges run one at a time on the merger's
+  // thread).
+  std::unique_ptr<Engine> EngineWithHeldMerges(absl::Notification& started,
+                                               absl::Notification& release) {
+    return MakeEngine(/*merge_after=*/1, false, nullptr,
+                      [&started, &release, real = RealMerge()](
+                          const ServedAdapter& adapter, int64_t rank) {
+                        if (!started.HasBeenNotified()) started.Notify();
+                        release.WaitForNotification();
+                        return real(adapter, rank);
+                      });
+  }
+
   // The real merge, as the engine computes it.
   MergeFunction RealMerge() const {
     return [encoder = encoder_](const ServedAdapter& adapter,
@@ -258,15 +272,7 @@ TEST_F(EngineTest, AHotRankIsMergedInTheBackgroundAndThenServedMerged) {
 
 TEST_F(EngineTest, ASlowMergeDoesNotDelayOtherBatches) {
   absl::Notification merge_started, release_merge;
-  MergeFunction real = RealMerge();
-  auto engine = MakeEngine(
-      /*merge_after=*/1, false, nullptr,
-      [&](const ServedAdapter& adapter, int64_t rank) {
-        // Merges run one at a time on the merger's thread.
-        if (!merge_started.HasBeenNotified()) merge_started.Notify();
-        release_merge.WaitForNotification();
-        return real(adapter, rank);
-      });
+  auto engine = EngineWithHeldMerges(merge_started, release_merge);
   EXPECT_EQ(PathOf(*engine, Rows({2})), ExecutionPath::kTruncated);
   ASSERT_TRUE(merge_started.WaitForNotificationWithTimeout(absl::Seconds(30)));
 
@@ -338,15 +344,7 @@ TEST_F(EngineTest, ForgetDropsCacheAndCountersOfThatVersion) {
 
 TEST_F(EngineTest, AMergeFinishingAfterItsVersionIsForgottenIsDropped) {
   absl::Notification merge_started, release_merge;
-  MergeFunction real = RealMerge();
-  auto engine = MakeEngine(
-      /*merge_after=*/1, false, nullptr,
-      [&](const ServedAdapter& adapter, int64_t rank) {
-        // Merges run one at a time on the merger's thread.
-        if (!merge_started.HasBeenNotified()) merge_started.Notify();
-        release_merge.WaitForNotification();
-        return real(adapter, rank);
-      });
+  auto engine = EngineWithHeldMerges(merge_started, release_merge);
   EXPECT_EQ(PathOf(*engine, Rows({3})), ExecutionPath::kTruncated);
   ASSERT_TRUE(merge_started.WaitForNotificationWithTimeout(absl::Seconds(30)));
   engine->Forget(*served_);  // replaced while its merge runs
