@@ -14,7 +14,8 @@ namespace {
 namespace v1 = ::dylora::v1;
 
 absl::StatusOr<v1::RankPolicy> V1Policy(absl::string_view name) {
-  const char* policy = wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
+  const char* policy =
+      wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
   if (policy == wire::kPolicyMax) return v1::RANK_POLICY_MAX;
   if (policy == wire::kPolicyBest) return v1::RANK_POLICY_BEST;
   if (policy == wire::kPolicySmallestWithinTolerance) {
@@ -232,7 +233,8 @@ absl::StatusOr<ClassifyResult> Classifier::ClassifyKServe(
   result.client_seconds = seconds;
   (void)absl::SimpleAtoi(response.model_version(), &result.adapter_version);
   const auto& parameters_out = response.parameters();
-  if (auto it = parameters_out.find(wire::kRankParameter); it != parameters_out.end()) {
+  if (auto it = parameters_out.find(wire::kRankParameter);
+      it != parameters_out.end()) {
     result.rank = it->second.int64_param();
   }
   if (auto it = parameters_out.find(wire::kRankSourceParameter);

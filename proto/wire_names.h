@@ -26,7 +26,8 @@ inline constexpr char kExecutionPathParameter[] = "execution_path";
 // Rank policies (KServe `policy` parameter, CLI flags, metrics).
 inline constexpr char kPolicyMax[] = "max";
 inline constexpr char kPolicyBest[] = "best";
-inline constexpr char kPolicySmallestWithinTolerance[] = "smallest-within-tolerance";
+inline constexpr char kPolicySmallestWithinTolerance[] =
+    "smallest-within-tolerance";
 inline constexpr char kPolicyNames[] = "max, best, smallest-within-tolerance";
 
 // The canonical policy name for `name` (underscores are accepted for the

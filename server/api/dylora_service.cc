@@ -6,9 +6,9 @@
 #include <utility>
 #include <variant>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/model/linear_hook.h"
-#include "absl/strings/str_cat.h"
 #include "server/api/call_tracker.h"
 #include "server/api/row_softmax.h"
 #include "server/metrics/server_metrics.h"
@@ -36,8 +36,8 @@ absl::StatusOr<RankSelector> SelectorOf(const dylora::v1::ClassifyRequest& r) {
         case dylora::v1::RANK_POLICY_SMALLEST_WITHIN_TOLERANCE:
           return RankSelector::Policy(RankPolicy::kSmallestWithinTolerance);
         default:
-          return absl::InvalidArgumentError(
-              absl::StrCat("unknown rank policy ", static_cast<int>(r.policy())));
+          return absl::InvalidArgumentError(absl::StrCat(
+              "unknown rank policy ", static_cast<int>(r.policy())));
       }
     case dylora::v1::ClassifyRequest::RANK_SELECTOR_NOT_SET:
       break;
@@ -67,7 +67,8 @@ void FillPredictions(const InferenceResult& result, bool regression,
   }
 }
 
-void FillAdapterInfo(const AdapterStatus& status, dylora::v1::AdapterInfo* info) {
+void FillAdapterInfo(const AdapterStatus& status,
+                     dylora::v1::AdapterInfo* info) {
   const ServedAdapter& served = *status.adapter;
   const DyLoraAdapter& adapter = *served.adapter;
   const AdapterConfig& config = adapter.config();
@@ -126,15 +127,17 @@ grpc::ServerUnaryReactor* DyloraService::Classify(
   auto tracker = std::make_shared<CallTracker>(metrics_, kProtocol);
   // The adapter label only once the name resolved to a served adapter.
   auto fail = [&](const absl::Status& status, bool resolved) {
-    reactor->Finish(tracker->Complete(status, resolved ? request->adapter() : "", 0));
+    reactor->Finish(
+        tracker->Complete(status, resolved ? request->adapter() : "", 0));
     return reactor;
   };
   if (request->adapter() == runtime_.backbone_name()) {
-    return fail(absl::InvalidArgumentError(absl::StrCat(
-                    "\"", request->adapter(),
-                    "\" is the backbone; Classify needs an adapter (the backbone's "
-                    "embeddings are served through KServe ModelInfer)")),
-                false);
+    return fail(
+        absl::InvalidArgumentError(absl::StrCat(
+            "\"", request->adapter(),
+            "\" is the backbone; Classify needs an adapter (the backbone's "
+            "embeddings are served through KServe ModelInfer)")),
+        false);
   }
   absl::StatusOr<RankSelector> selector = SelectorOf(*request);
   if (!selector.ok()) return fail(selector.status(), false);
@@ -149,7 +152,8 @@ grpc::ServerUnaryReactor* DyloraService::Classify(
   call.is_cancelled = [context] { return context->IsCancelled(); };
   absl::StatusOr<ResolvedRequest> resolved = runtime_.Resolve(std::move(call));
   if (!resolved.ok()) {
-    return fail(resolved.status(), ServingRuntime::ResolvedModel(resolved.status()));
+    return fail(resolved.status(),
+                ServingRuntime::ResolvedModel(resolved.status()));
   }
   const absl::Time start = tracker->start();
   absl::Status submitted = runtime_.Submit(
@@ -171,10 +175,12 @@ grpc::ServerUnaryReactor* DyloraService::Classify(
         response->set_execution_path(PathOf(result->path));
         dylora::v1::Timings* timings = response->mutable_timings();
         timings->set_queue_seconds(absl::ToDoubleSeconds(result->queue_time));
-        timings->set_compute_seconds(absl::ToDoubleSeconds(result->compute_time));
+        timings->set_compute_seconds(
+            absl::ToDoubleSeconds(result->compute_time));
         timings->set_batch_size(result->batch_rows);
         timings->set_total_seconds(absl::ToDoubleSeconds(absl::Now() - start));
-        reactor->Finish(tracker->Complete(absl::OkStatus(), served.name, ran.rank));
+        reactor->Finish(
+            tracker->Complete(absl::OkStatus(), served.name, ran.rank));
       });
   if (!submitted.ok()) return fail(submitted, true);
   return reactor;
@@ -201,8 +207,8 @@ grpc::ServerUnaryReactor* DyloraService::GetAdapter(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<AdapterStatus> served = runtime_.GetAdapter(request->name());
   if (served.ok()) FillAdapterInfo(*served, response);
-  reactor->Finish(tracker.Complete(served.status(),
-                                   served.ok() ? request->name() : "", 0));
+  reactor->Finish(
+      tracker.Complete(served.status(), served.ok() ? request->name() : "", 0));
   return reactor;
 }
 
@@ -224,7 +230,8 @@ grpc::ServerUnaryReactor* DyloraService::LoadAdapter(
       response->set_replaced(loaded->replaced);
     }
   }
-  reactor->Finish(tracker.Complete(status, status.ok() ? request->name() : "", 0));
+  reactor->Finish(
+      tracker.Complete(status, status.ok() ? request->name() : "", 0));
   return reactor;
 }
 

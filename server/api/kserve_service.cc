@@ -23,15 +23,16 @@ constexpr char kProtocol[] = "kserve";
 constexpr char kServerName[] = "dylora-serve";
 constexpr char kServerVersion[] = "0.1.0";
 constexpr char kPlatform[] = "dylora_libtorch";
+using ::dylora::kserve::DecodeRawBytesTensor;
+using ::dylora::kserve::EncodeRawFp32;
 using ::dylora::wire::kEmbeddingOutput;
 using ::dylora::wire::kLogitsOutput;
 using ::dylora::wire::kProbabilitiesOutput;
 using ::dylora::wire::kTextInput;
 using ::dylora::wire::kTextPairInput;
-using ::dylora::kserve::DecodeRawBytesTensor;
-using ::dylora::kserve::EncodeRawFp32;
 using InferInput = inference::ModelInferRequest::InferInputTensor;
-using Parameters = google::protobuf::Map<std::string, inference::InferParameter>;
+using Parameters =
+    google::protobuf::Map<std::string, inference::InferParameter>;
 
 // KServe's model_version: empty (any), else a decimal version; anything
 // else names no version of the model (NOT_FOUND, as Triton answers).
@@ -55,7 +56,8 @@ absl::StatusOr<ServedModel> FindModel(const ServingRuntime& runtime,
 }
 
 int64_t VersionOf(const ServedModel& model) {
-  const auto* adapter = std::get_if<std::shared_ptr<const ServedAdapter>>(&model);
+  const auto* adapter =
+      std::get_if<std::shared_ptr<const ServedAdapter>>(&model);
   return adapter != nullptr ? (*adapter)->version : kBackboneVersion;
 }
 
@@ -66,10 +68,10 @@ absl::StatusOr<int64_t> TextCount(const InferInput& input) {
         "input ", input.name(), " must be BYTES, not ", input.datatype()));
   }
   const auto& shape = input.shape();
-  if (shape.empty() || shape.size() > 2 || (shape.size() == 2 && shape[1] != 1) ||
-      shape[0] < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input ", input.name(), " must have shape [N] or [N, 1]"));
+  if (shape.empty() || shape.size() > 2 ||
+      (shape.size() == 2 && shape[1] != 1) || shape[0] < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("input ", input.name(), " must have shape [N] or [N, 1]"));
   }
   return shape[0];
 }
@@ -81,8 +83,9 @@ absl::StatusOr<std::vector<std::string>> TextsOf(
   absl::StatusOr<int64_t> count = TextCount(input);
   if (!count.ok()) return count.status();
   if (*count > limit) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "input ", input.name(), " holds ", *count, " texts; the limit is ", limit));
+    return absl::InvalidArgumentError(
+        absl::StrCat("input ", input.name(), " holds ", *count,
+                     " texts; the limit is ", limit));
   }
   if (!request.raw_input_contents().empty()) {
     if (request.raw_input_contents_size() != request.inputs_size()) {
@@ -108,24 +111,28 @@ absl::StatusOr<RankSelector> SelectorOf(const Parameters& parameters) {
   for (const auto& [name, value] : parameters) {
     std::optional<RankSelector> next;
     if (name == wire::kRankParameter) {
-      if (value.parameter_choice_case() == inference::InferParameter::kInt64Param) {
+      if (value.parameter_choice_case() ==
+          inference::InferParameter::kInt64Param) {
         next = RankSelector::Rank(value.int64_param());
       } else if (value.parameter_choice_case() ==
                  inference::InferParameter::kUint64Param) {
-        next = RankSelector::Rank(
-            static_cast<int64_t>(std::min<uint64_t>(value.uint64_param(), INT64_MAX)));
+        next = RankSelector::Rank(static_cast<int64_t>(
+            std::min<uint64_t>(value.uint64_param(), INT64_MAX)));
       } else {
         return absl::InvalidArgumentError("parameter rank must be an int64");
       }
-    } else if (name == wire::kProfileParameter || name == wire::kPolicyParameter) {
-      if (value.parameter_choice_case() != inference::InferParameter::kStringParam) {
+    } else if (name == wire::kProfileParameter ||
+               name == wire::kPolicyParameter) {
+      if (value.parameter_choice_case() !=
+          inference::InferParameter::kStringParam) {
         return absl::InvalidArgumentError(
             absl::StrCat("parameter ", name, " must be a string"));
       }
       if (name == wire::kProfileParameter) {
         next = RankSelector::Profile(value.string_param());
       } else {
-        absl::StatusOr<RankPolicy> policy = ParseRankPolicy(value.string_param());
+        absl::StatusOr<RankPolicy> policy =
+            ParseRankPolicy(value.string_param());
         if (!policy.ok()) return policy.status();
         next = RankSelector::Policy(*policy);
       }
@@ -141,15 +148,15 @@ absl::StatusOr<RankSelector> SelectorOf(const Parameters& parameters) {
   return selector.value_or(RankSelector::Default());
 }
 
-void AddOutput(const char* name, const std::vector<float>& values,
-               int64_t rows, int64_t width,
-               inference::ModelInferResponse* response) {
+void AddOutput(const char* name, const std::vector<float>& values, int64_t rows,
+               int64_t width, inference::ModelInferResponse* response) {
   auto* output = response->add_outputs();
   output->set_name(name);
   output->set_datatype("FP32");
   output->add_shape(rows);
   output->add_shape(width);
-  response->add_raw_output_contents(EncodeRawFp32(values.data(), values.size()));
+  response->add_raw_output_contents(
+      EncodeRawFp32(values.data(), values.size()));
 }
 
 void SetParameter(Parameters* parameters, const char* name, int64_t value) {
@@ -183,7 +190,8 @@ grpc::ServerUnaryReactor* KServeService::ServerReady(
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelReady(
-    grpc::CallbackServerContext* context, const inference::ModelReadyRequest* request,
+    grpc::CallbackServerContext* context,
+    const inference::ModelReadyRequest* request,
     inference::ModelReadyResponse* response) {
   CallTracker tracker(metrics_, kProtocol);
   absl::StatusOr<ServedModel> model =
@@ -191,12 +199,14 @@ grpc::ServerUnaryReactor* KServeService::ModelReady(
   // Triton answers ready=false (not an error) for a model it does not serve.
   response->set_ready(model.ok() && runtime_.accepting());
   auto* reactor = context->DefaultReactor();
-  reactor->Finish(tracker.Complete(absl::OkStatus(), model.ok() ? request->name() : "", 0));
+  reactor->Finish(
+      tracker.Complete(absl::OkStatus(), model.ok() ? request->name() : "", 0));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* KServeService::ServerMetadata(
-    grpc::CallbackServerContext* context, const inference::ServerMetadataRequest*,
+    grpc::CallbackServerContext* context,
+    const inference::ServerMetadataRequest*,
     inference::ServerMetadataResponse* response) {
   CallTracker tracker(metrics_, kProtocol);
   response->set_name(kServerName);
@@ -247,7 +257,8 @@ grpc::ServerUnaryReactor* KServeService::ModelMetadata(
 }
 
 grpc::ServerUnaryReactor* KServeService::ModelInfer(
-    grpc::CallbackServerContext* context, const inference::ModelInferRequest* request,
+    grpc::CallbackServerContext* context,
+    const inference::ModelInferRequest* request,
     inference::ModelInferResponse* response) {
   auto* reactor = context->DefaultReactor();
   auto tracker = std::make_shared<CallTracker>(metrics_, kProtocol);
@@ -270,9 +281,9 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
                 : input_name == kTextPairInput ? &pair_index
                                                : nullptr;
     if (slot == nullptr) {
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-          "unexpected input \"", input_name, "\"; inputs are ", kTextInput,
-          " and ", kTextPairInput)));
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat("unexpected input \"", input_name, "\"; inputs are ",
+                       kTextInput, " and ", kTextPairInput)));
     }
     if (*slot >= 0) {
       return fail(absl::InvalidArgumentError(
@@ -285,7 +296,8 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
         absl::StrCat("input ", kTextInput, " is required")));
   }
   const int64_t limit = runtime_.max_texts();
-  absl::StatusOr<std::vector<std::string>> texts = TextsOf(*request, text_index, limit);
+  absl::StatusOr<std::vector<std::string>> texts =
+      TextsOf(*request, text_index, limit);
   if (!texts.ok()) return fail(texts.status());
   std::vector<std::string> pairs;
   if (pair_index >= 0) {
@@ -293,9 +305,9 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
         TextsOf(*request, pair_index, limit);
     if (!decoded.ok()) return fail(decoded.status());
     if (decoded->size() != texts->size()) {
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-          kTextInput, " has ", texts->size(), " elements but ", kTextPairInput,
-          " has ", decoded->size())));
+      return fail(absl::InvalidArgumentError(
+          absl::StrCat(kTextInput, " has ", texts->size(), " elements but ",
+                       kTextPairInput, " has ", decoded->size())));
     }
     pairs = *std::move(decoded);
   }
@@ -311,15 +323,16 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
   call.version = *version;
   call.inputs.reserve(texts->size());
   for (size_t i = 0; i < texts->size(); ++i) {
-    call.inputs.push_back(
-        TextInput{std::move((*texts)[i]), pairs.empty() ? "" : std::move(pairs[i])});
+    call.inputs.push_back(TextInput{std::move((*texts)[i]),
+                                    pairs.empty() ? "" : std::move(pairs[i])});
   }
   call.rank = *std::move(selector);
   call.deadline = DeadlineOf(context->deadline());
   call.is_cancelled = [context] { return context->IsCancelled(); };
   absl::StatusOr<ResolvedRequest> resolved = runtime_.Resolve(std::move(call));
   if (!resolved.ok()) {
-    return fail(resolved.status(), ServingRuntime::ResolvedModel(resolved.status()));
+    return fail(resolved.status(),
+                ServingRuntime::ResolvedModel(resolved.status()));
   }
 
   // Requested outputs (none: all of the model's).
@@ -327,26 +340,29 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
   const bool backbone = at_rank == nullptr;
   const bool regression = !backbone && at_rank->adapter->regression();
   bool want_logits = request->outputs().empty() && !backbone;
-  bool want_probabilities = request->outputs().empty() && !backbone && !regression;
+  bool want_probabilities =
+      request->outputs().empty() && !backbone && !regression;
   bool want_embedding = request->outputs().empty() && backbone;
   for (const auto& output : request->outputs()) {
     if (!backbone && output.name() == kLogitsOutput) {
       want_logits = true;
-    } else if (!backbone && !regression && output.name() == kProbabilitiesOutput) {
+    } else if (!backbone && !regression &&
+               output.name() == kProbabilitiesOutput) {
       want_probabilities = true;
     } else if (backbone && output.name() == kEmbeddingOutput) {
       want_embedding = true;
     } else {
-      return fail(absl::InvalidArgumentError(absl::StrCat(
-                      "model \"", name, "\" has no output \"", output.name(), "\"")),
-                  /*resolved=*/true);
+      return fail(
+          absl::InvalidArgumentError(absl::StrCat(
+              "model \"", name, "\" has no output \"", output.name(), "\"")),
+          /*resolved=*/true);
     }
   }
 
   absl::Status submitted = runtime_.Submit(
-      *std::move(resolved),
-      [finish, response, name, id = request->id(), want_logits, want_probabilities,
-       want_embedding](absl::StatusOr<InferenceResult> result) {
+      *std::move(resolved), [finish, response, name, id = request->id(),
+                             want_logits, want_probabilities, want_embedding](
+                                absl::StatusOr<InferenceResult> result) {
         if (!result.ok()) {
           finish(result.status(), name, 0);
           return;
@@ -354,25 +370,29 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
         const int64_t rows = result->rows();
         const auto* ran = std::get_if<AdapterAtRank>(&result->target);
         response->set_model_name(name);
-        response->set_model_version(
-            std::to_string(ran != nullptr ? ran->adapter->version : kBackboneVersion));
+        response->set_model_version(std::to_string(
+            ran != nullptr ? ran->adapter->version : kBackboneVersion));
         response->set_id(id);
         auto* parameters = response->mutable_parameters();
         if (ran != nullptr) {
           SetParameter(parameters, wire::kRankParameter, ran->rank);
-          SetParameter(parameters, wire::kRankSourceParameter, ran->rank_source);
+          SetParameter(parameters, wire::kRankSourceParameter,
+                       ran->rank_source);
         }
         SetParameter(parameters, wire::kExecutionPathParameter,
                      ExecutionPathName(result->path));
         if (want_embedding) {
-          AddOutput(kEmbeddingOutput, result->values, rows, result->width, response);
+          AddOutput(kEmbeddingOutput, result->values, rows, result->width,
+                    response);
         }
         if (want_logits) {
-          AddOutput(kLogitsOutput, result->values, rows, result->width, response);
+          AddOutput(kLogitsOutput, result->values, rows, result->width,
+                    response);
         }
         if (want_probabilities) {
-          AddOutput(kProbabilitiesOutput, RowSoftmax(result->values, result->width),
-                    rows, result->width, response);
+          AddOutput(kProbabilitiesOutput,
+                    RowSoftmax(result->values, result->width), rows,
+                    result->width, response);
         }
         finish(absl::OkStatus(), name, ran != nullptr ? ran->rank : 0);
       });

@@ -48,22 +48,24 @@ absl::StatusOr<std::string> AdminToken(const std::string& file) {
 absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
     ServerOptions options) {
   DYLORA_RETURN_IF_ERROR(options.Validate());
-  DYLORA_ASSIGN_OR_RETURN(std::string admin_token, AdminToken(options.admin_token_file));
+  DYLORA_ASSIGN_OR_RETURN(std::string admin_token,
+                          AdminToken(options.admin_token_file));
   std::unique_ptr<DyloraServer> server(new DyloraServer());
   server->options_ = std::move(options);
   const ServerOptions& o = server->options_;
   server->metrics_ = std::make_unique<ServerMetrics>();
 
   const absl::Time start = absl::Now();
-  DYLORA_ASSIGN_OR_RETURN(server->runtime_,
-                          ServingRuntime::Create(o.runtime, server->metrics_.get()));
+  DYLORA_ASSIGN_OR_RETURN(
+      server->runtime_,
+      ServingRuntime::Create(o.runtime, server->metrics_.get()));
   spdlog::info("backbone {} loaded on {} in {:.2f}s (served as \"{}\")",
                o.runtime.model, o.runtime.device,
                absl::ToDoubleSeconds(absl::Now() - start),
                server->runtime_->backbone_name());
   for (const PreloadAdapter& adapter : o.adapters) {
-    absl::StatusOr<LoadAdapterResult> loaded =
-        server->runtime_->LoadAdapter(adapter.name, adapter.path, o.prewarm_ranks);
+    absl::StatusOr<LoadAdapterResult> loaded = server->runtime_->LoadAdapter(
+        adapter.name, adapter.path, o.prewarm_ranks);
     if (!loaded.ok()) {
       return absl::Status(loaded.status().code(),
                           absl::StrCat("adapter ", adapter.name, ": ",
@@ -71,7 +73,8 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
     }
     const ServedAdapter& served = *loaded->loaded.adapter;
     spdlog::info("adapter {} v{} loaded from {} in {:.3f}s", adapter.name,
-                 served.version, adapter.path, absl::ToDoubleSeconds(served.load_time));
+                 served.version, adapter.path,
+                 absl::ToDoubleSeconds(served.load_time));
   }
   if (o.metrics_port >= 0) {
     DYLORA_RETURN_IF_ERROR(server->metrics_->StartExposer(
@@ -83,8 +86,8 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
   server->auth_ = std::make_unique<AdminAuth>(std::move(admin_token));
   server->dylora_service_ = std::make_unique<DyloraService>(
       *server->runtime_, server->metrics_.get(), *server->auth_);
-  server->kserve_service_ =
-      std::make_unique<KServeService>(*server->runtime_, server->metrics_.get());
+  server->kserve_service_ = std::make_unique<KServeService>(
+      *server->runtime_, server->metrics_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -95,20 +98,23 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
   builder.RegisterService(server->kserve_service_.get());
   // Texts are capped per request; keep gRPC's message cap near that.
   builder.SetMaxReceiveMessageSize(static_cast<int>(std::min<int64_t>(
-      INT32_MAX, 2 * o.runtime.max_texts * o.runtime.max_text_bytes + (1 << 20))));
+      INT32_MAX,
+      2 * o.runtime.max_texts * o.runtime.max_text_bytes + (1 << 20))));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", o.host, ":", o.port));
   }
-  grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService();
+  grpc::HealthCheckServiceInterface* health =
+      server->server_->GetHealthCheckService();
   health->SetServingStatus(true);
   for (const char* name : kServiceNames) health->SetServingStatus(name, true);
-  spdlog::info("serving gRPC on {}:{}{}, metrics on {}", o.host, server->port_,
-               o.tls_cert.empty() ? "" : " (TLS)",
-               o.metrics_port >= 0
-                   ? absl::StrCat(o.metrics_host, ":", server->metrics_->exposer_port())
-                   : std::string("(off)"));
+  spdlog::info(
+      "serving gRPC on {}:{}{}, metrics on {}", o.host, server->port_,
+      o.tls_cert.empty() ? "" : " (TLS)",
+      o.metrics_port >= 0
+          ? absl::StrCat(o.metrics_host, ":", server->metrics_->exposer_port())
+          : std::string("(off)"));
   return server;
 }
 
@@ -121,9 +127,11 @@ void DyloraServer::Shutdown() {
     shut_down_ = true;
   }
   if (server_ != nullptr) {
-    grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+    grpc::HealthCheckServiceInterface* health =
+        server_->GetHealthCheckService();
     health->SetServingStatus(false);
-    for (const char* name : kServiceNames) health->SetServingStatus(name, false);
+    for (const char* name : kServiceNames)
+      health->SetServingStatus(name, false);
   }
   if (runtime_ != nullptr) runtime_->BeginShutdown();
   if (server_ != nullptr) {

@@ -1,8 +1,8 @@
 // dylora-serve: serves DyLoRA adapters over gRPC (dylora.v1 and KServe v2)
 // with a rank per request. See server/app/server_options.h for the flags.
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <csignal>
 
 #include "server/app/grpc_server.h"
@@ -18,8 +18,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  CLI::App app{"dylora-serve: one frozen backbone, many DyLoRA adapters, a "
-               "rank per request (gRPC: dylora.v1 and KServe v2)"};
+  CLI::App app{
+      "dylora-serve: one frozen backbone, many DyLoRA adapters, a "
+      "rank per request (gRPC: dylora.v1 and KServe v2)"};
   ServerOptions options;
   options.runtime.model = DYLORA_DEFAULT_MODEL_DIR;
   AddServerFlags(app, options);
@@ -38,7 +39,8 @@ int main(int argc, char** argv) {
   }
   int signal_number = 0;
   sigwait(&signals, &signal_number);
-  spdlog::info("{} received: draining", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  spdlog::info("{} received: draining",
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*server)->Shutdown();
   return 0;
 }

@@ -1,8 +1,8 @@
 #include "server/app/server_options.h"
 
-#include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <cmath>
 #include <utility>
 
@@ -19,7 +19,8 @@ namespace {
 
 // `value * unit` as a Duration; refuses nan, inf and negatives (CLI11
 // parses the first two, whose casts are undefined).
-absl::Duration NonNegative(const std::string& flag, double value, absl::Duration unit) {
+absl::Duration NonNegative(const std::string& flag, double value,
+                           absl::Duration unit) {
   if (!std::isfinite(value) || value < 0) {
     Refuse(flag, absl::InvalidArgumentError(
                      absl::StrCat("must be finite and >= 0, got ", value)));
@@ -33,20 +34,25 @@ std::string Number(double value) { return absl::StrCat(value); }
 
 absl::Status ServerOptions::Validate() const {
   if (port < 0 || port > 65535 || metrics_port < -1 || metrics_port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "port and metrics-port must be in 0..65535 (metrics-port -1: off), got ",
-        port, " and ", metrics_port));
+    return absl::InvalidArgumentError(
+        absl::StrCat("port and metrics-port must be in 0..65535 (metrics-port "
+                     "-1: off), got ",
+                     port, " and ", metrics_port));
   }
   if (tls_cert.empty() != tls_key.empty()) {
     return absl::InvalidArgumentError("tls-cert and tls-key go together");
   }
-  if (drain_timeout < absl::ZeroDuration() || drain_timeout == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError("drain-timeout-s must be finite and >= 0");
+  if (drain_timeout < absl::ZeroDuration() ||
+      drain_timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        "drain-timeout-s must be finite and >= 0");
   }
-  if (spdlog::level::from_str(log_level) == spdlog::level::off && log_level != "off") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "log-level \"", log_level, "\" is not one of trace, debug, info, warn, "
-        "error, critical, off"));
+  if (spdlog::level::from_str(log_level) == spdlog::level::off &&
+      log_level != "off") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("log-level \"", log_level,
+                     "\" is not one of trace, debug, info, warn, "
+                     "error, critical, off"));
   }
   for (int64_t rank : prewarm_ranks) {
     if (rank < 1) {
@@ -61,19 +67,23 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
   RuntimeOptions& r = o.runtime;
   BatcherOptions& b = r.batcher;
   EngineOptions& e = r.engine;
-  app.set_config("--config", "", "TOML file with any of these options (flags win)");
+  app.set_config("--config", "",
+                 "TOML file with any of these options (flags win)");
   // A misspelt key in a deployment file must fail, not silently keep a default.
   app.allow_config_extras(CLI::config_extras_mode::error);
-  app.add_option("--model", r.model,
-                 "backbone directory: config.json, model.safetensors, tokenizer.json")
+  app.add_option(
+         "--model", r.model,
+         "backbone directory: config.json, model.safetensors, tokenizer.json")
       ->capture_default_str();
   app.add_option("--tokenizer", r.tokenizer,
                  "tokenizer.json (default: the model directory's)");
   app.add_option("--backbone-name", r.backbone_name,
                  "KServe model name of the backbone's embeddings "
                  "(default: the model directory's name)");
-  app.add_option("--device", r.device, "cpu, cuda or cuda:<n>")->capture_default_str();
-  app.add_option("--host", o.host, "gRPC listen address")->capture_default_str();
+  app.add_option("--device", r.device, "cpu, cuda or cuda:<n>")
+      ->capture_default_str();
+  app.add_option("--host", o.host, "gRPC listen address")
+      ->capture_default_str();
   app.add_option("--port", o.port, "gRPC port (0: pick a free one)")
       ->capture_default_str();
   app.add_option("--metrics-host", o.metrics_host, "Prometheus listen address")
@@ -101,7 +111,8 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option_function<std::vector<std::string>>(
       "--profile",
       [&r](const std::vector<std::string>& entries) {
-        absl::StatusOr<DeviceProfiles> profiles = DeviceProfiles::Parse(entries);
+        absl::StatusOr<DeviceProfiles> profiles =
+            DeviceProfiles::Parse(entries);
         if (!profiles.ok()) Refuse("--profile", profiles.status());
         r.profiles = *std::move(profiles);
       },
@@ -120,38 +131,46 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option_function<double>(
          "--max-queue-delay-ms",
          [&b](double ms) {
-           b.max_queue_delay = NonNegative("--max-queue-delay-ms", ms, absl::Milliseconds(1));
+           b.max_queue_delay =
+               NonNegative("--max-queue-delay-ms", ms, absl::Milliseconds(1));
          },
          "longest wait for a batch to fill")
       ->default_str(Number(absl::ToDoubleMilliseconds(b.max_queue_delay)));
   app.add_option("--queue-capacity", b.queue_capacity,
                  "rows queued at most; more are refused (RESOURCE_EXHAUSTED)")
       ->capture_default_str();
-  app.add_option("--workers", b.workers, "batch worker threads")->capture_default_str();
+  app.add_option("--workers", b.workers, "batch worker threads")
+      ->capture_default_str();
   app.add_option("--threads", r.threads,
                  "intra-op threads per batch (0: LibTorch default)")
       ->capture_default_str();
-  app.add_option("--merge-after", e.merge_after,
-                 "merge a rank's weights in the background after this many rows "
-                 "ran at it (0: never)")
+  app.add_option(
+         "--merge-after", e.merge_after,
+         "merge a rank's weights in the background after this many rows "
+         "ran at it (0: never)")
       ->capture_default_str();
   app.add_option("--merge-cache-mb", e.merge_cache_mb,
                  "merged-weight cache budget in MiB")
       ->capture_default_str();
-  app.add_flag("--always-truncate", e.always_truncate, "never use merged weights");
-  app.add_option("--max-texts", r.max_texts, "texts per request")->capture_default_str();
+  app.add_flag("--always-truncate", e.always_truncate,
+               "never use merged weights");
+  app.add_option("--max-texts", r.max_texts, "texts per request")
+      ->capture_default_str();
   app.add_option("--max-text-bytes", r.max_text_bytes, "bytes per text")
       ->capture_default_str();
-  app.add_option("--max-tokens", r.max_tokens, "tokens per text (truncated beyond)")
+  app.add_option("--max-tokens", r.max_tokens,
+                 "tokens per text (truncated beyond)")
       ->capture_default_str();
-  app.add_option("--tls-cert", o.tls_cert, "PEM certificate chain (enables TLS)");
+  app.add_option("--tls-cert", o.tls_cert,
+                 "PEM certificate chain (enables TLS)");
   app.add_option("--tls-key", o.tls_key, "PEM private key");
   app.add_option("--admin-token-file", o.admin_token_file,
                  "file holding the bearer token admin RPCs require");
   app.add_option_function<double>(
          "--drain-timeout-s",
          [&o](double s) {
-           o.drain_timeout = NonNegative("--drain-timeout-s", s, absl::Seconds(1));
+           o.drain_timeout =
+               NonNegative("--drain-timeout-s", s, absl::Seconds(1));
          },
          "on SIGTERM, how long in-flight requests may take")
       ->default_str(Number(absl::ToDoubleSeconds(o.drain_timeout)));
@@ -171,7 +190,8 @@ absl::StatusOr<ServerOptions> ParseServerOptions(
     return absl::InvalidArgumentError(absl::StrCat("bad flags: ", e.what()));
   }
   if (absl::Status status = options.Validate(); !status.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("bad flags: ", status.message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("bad flags: ", status.message()));
   }
   return options;
 }

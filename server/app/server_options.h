@@ -39,10 +39,10 @@ struct ServerOptions {
   std::string host = "0.0.0.0";
   int port = 8001;  // gRPC (dylora.v1, KServe v2, health, reflection)
   std::string metrics_host = "0.0.0.0";
-  int metrics_port = 8002;  // Prometheus GET /metrics; -1 disables
+  int metrics_port = 8002;               // Prometheus GET /metrics; -1 disables
   std::vector<PreloadAdapter> adapters;  // --adapter name=directory
   std::vector<int64_t> prewarm_ranks;    // merged at load for every adapter
-  std::string tls_cert;  // PEM file; with tls_key enables TLS
+  std::string tls_cert;                  // PEM file; with tls_key enables TLS
   std::string tls_key;
   // A file holding the bearer token admin RPCs require (read at start).
   std::string admin_token_file;

@@ -1,8 +1,8 @@
 #include "server/engine/background_merger.h"
 
-#include <utility>
-
 #include <spdlog/spdlog.h>
+
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "server/metrics/server_metrics.h"

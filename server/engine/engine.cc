@@ -23,7 +23,8 @@ namespace {
 EncoderInputs BuildInputs(const std::vector<const TokenizedText*>& rows,
                           int64_t pad_id, c10::Device device) {
   size_t longest = 0;
-  for (const TokenizedText* row : rows) longest = std::max(longest, row->ids.size());
+  for (const TokenizedText* row : rows)
+    longest = std::max(longest, row->ids.size());
   const int64_t batch = static_cast<int64_t>(rows.size());
   const int64_t seq = static_cast<int64_t>(longest);
   at::Tensor ids = at::full({batch, seq}, pad_id, at::kLong);
@@ -42,9 +43,10 @@ EncoderInputs BuildInputs(const std::vector<const TokenizedText*>& rows,
   }
   // No mask when no row is padded: the encoder then skips masking, and it
   // never has to read the mask back from the device to find that out.
-  const bool padded = std::any_of(rows.begin(), rows.end(), [&](const TokenizedText* row) {
-    return static_cast<int64_t>(row->ids.size()) != seq;
-  });
+  const bool padded =
+      std::any_of(rows.begin(), rows.end(), [&](const TokenizedText* row) {
+        return static_cast<int64_t>(row->ids.size()) != seq;
+      });
   return EncoderInputs{ids.to(device), types.to(device),
                        padded ? mask.to(device) : at::Tensor()};
 }
@@ -58,9 +60,10 @@ MergeFunction EncoderMerge(std::shared_ptr<const Encoder> encoder) {
     DYLORA_ASSIGN_OR_RETURN(auto merged,
                             MergedWeights(*adapter.adapter, *encoder, rank));
     int64_t bytes = 0;
-    for (const auto& [id, w] : merged) bytes += static_cast<int64_t>(w.nbytes());
-    return MergedEntry{std::make_shared<const MergedWeightsHook>(std::move(merged)),
-                       bytes};
+    for (const auto& [id, w] : merged)
+      bytes += static_cast<int64_t>(w.nbytes());
+    return MergedEntry{
+        std::make_shared<const MergedWeightsHook>(std::move(merged)), bytes};
   };
 }
 
@@ -73,9 +76,9 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 absl::Status EngineOptions::Validate() const {
   if (merge_after < 0 || merge_cache_mb < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "merge-after and merge-cache-mb must be >= 0, got ", merge_after, " and ",
-        merge_cache_mb));
+    return absl::InvalidArgumentError(
+        absl::StrCat("merge-after and merge-cache-mb must be >= 0, got ",
+                     merge_after, " and ", merge_cache_mb));
   }
   // The budget in bytes must fit an int64.
   if (merge_cache_mb > (int64_t{1} << 40)) {
@@ -91,13 +94,15 @@ Engine::Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
       options_(options),
       metrics_(metrics),
       cache_(options.merge_cache_mb << 20, metrics),
-      merger_(cache_, merge ? std::move(merge) : EncoderMerge(encoder_), metrics) {}
+      merger_(cache_, merge ? std::move(merge) : EncoderMerge(encoder_),
+              metrics) {}
 
 absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
   const auto start = std::chrono::steady_clock::now();
   c10::InferenceMode inference_mode;
   DYLORA_ASSIGN_OR_RETURN(EncoderInputs inputs, BatchInputs(batch.rows));
-  DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out, encoder_->ForwardUnchecked(inputs));
+  DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out,
+                          encoder_->ForwardUnchecked(inputs));
   DYLORA_ASSIGN_OR_RETURN(
       at::Tensor mask, CallTorch("the pooling mask", [&] {
         return inputs.attention_mask.defined()
@@ -105,7 +110,8 @@ absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
                    : at::ones(out.last_hidden_state.sizes().slice(0, 2),
                               out.last_hidden_state.options().dtype(at::kLong));
       }));
-  DYLORA_ASSIGN_OR_RETURN(at::Tensor pooled, MeanPool(out.last_hidden_state, mask));
+  DYLORA_ASSIGN_OR_RETURN(at::Tensor pooled,
+                          MeanPool(out.last_hidden_state, mask));
   // sentence-transformers' Normalize: F.normalize(p=2, eps=1e-12).
   DYLORA_ASSIGN_OR_RETURN(
       at::Tensor embeddings, CallTorch("normalising embeddings", [&] {
@@ -120,7 +126,8 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
     return absl::InternalError("an adapter batch needs one rank per row");
   }
   const ServedAdapter& adapter = *batch.adapter;
-  const auto [low, high] = std::minmax_element(batch.ranks.begin(), batch.ranks.end());
+  const auto [low, high] =
+      std::minmax_element(batch.ranks.begin(), batch.ranks.end());
   const bool single_rank = *low == *high;
   std::shared_ptr<const MergedWeightsHook> merged;
   if (single_rank && !options_.always_truncate) {
@@ -132,7 +139,8 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
   DYLORA_ASSIGN_OR_RETURN(EncoderInputs inputs, BatchInputs(batch.rows));
   EncoderOutputs out;
   if (merged != nullptr) {
-    DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardUnchecked(inputs, merged.get()));
+    DYLORA_ASSIGN_OR_RETURN(out,
+                            encoder_->ForwardUnchecked(inputs, merged.get()));
   } else {
     RankSpec spec = RankSpec::Single(*low);
     if (!single_rank) {
@@ -144,18 +152,21 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
     }
     const std::unique_ptr<AdapterHook> hook =
         AdapterHook::CreateUnchecked(*adapter.adapter, std::move(spec), *high);
-    DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardUnchecked(inputs, hook.get()));
+    DYLORA_ASSIGN_OR_RETURN(out,
+                            encoder_->ForwardUnchecked(inputs, hook.get()));
   }
   DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, adapter.head.Forward(out));
-  return Finish(logits,
-                merged != nullptr ? ExecutionPath::kMerged : ExecutionPath::kTruncated,
-                batch.rows.size(), start);
+  return Finish(
+      logits,
+      merged != nullptr ? ExecutionPath::kMerged : ExecutionPath::kTruncated,
+      batch.rows.size(), start);
 }
 
 absl::StatusOr<EncoderInputs> Engine::BatchInputs(
     const std::vector<const TokenizedText*>& rows) const {
   return CallTorch("building the batch tensors", [&] {
-    return BuildInputs(rows, encoder_->config().pad_token_id, encoder_->device());
+    return BuildInputs(rows, encoder_->config().pad_token_id,
+                       encoder_->device());
   });
 }
 
@@ -187,7 +198,8 @@ absl::StatusOr<BatchOutput> Engine::Finish(
 absl::Status Engine::Prewarm(std::shared_ptr<const ServedAdapter> adapter,
                              const std::vector<int64_t>& ranks) {
   for (int64_t rank : ranks) {
-    if (absl::Status valid = adapter->adapter->ValidateRank(rank); !valid.ok()) {
+    if (absl::Status valid = adapter->adapter->ValidateRank(rank);
+        !valid.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "pre-warm of adapter '", adapter->name, "': ", valid.message()));
     }

@@ -38,7 +38,7 @@
 namespace dylora {
 class Encoder;
 struct EncoderInputs;
-}
+}  // namespace dylora
 
 namespace dylora::serving {
 

@@ -64,14 +64,16 @@ absl::StatusOr<int64_t> RankFromTable(RankPolicy policy,
 }  // namespace
 
 absl::StatusOr<RankPolicy> ParseRankPolicy(absl::string_view name) {
-  const char* policy = wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
+  const char* policy =
+      wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
   if (policy == wire::kPolicyMax) return RankPolicy::kMax;
   if (policy == wire::kPolicyBest) return RankPolicy::kBest;
   if (policy == wire::kPolicySmallestWithinTolerance) {
     return RankPolicy::kSmallestWithinTolerance;
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown rank policy \"", name, "\"; valid policies: ", wire::kPolicyNames));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown rank policy \"", name,
+                   "\"; valid policies: ", wire::kPolicyNames));
 }
 
 const char* RankPolicyName(RankPolicy policy) {

@@ -2,16 +2,15 @@
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <utility>
 #include <variant>
 
-#include <spdlog/spdlog.h>
-
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "core/io/utf8.h"
 #include "core/model/encoder.h"
 #include "core/util/status_macros.h"
@@ -37,7 +36,8 @@ absl::StatusOr<c10::Device> ParseDevice(absl::string_view name) {
   }
   if (!at::hasCUDA()) {
     return absl::FailedPreconditionError(
-        "--device cuda needs a CUDA build of dylora (DYLORA_TORCH_VARIANT=cuda, "
+        "--device cuda needs a CUDA build of dylora "
+        "(DYLORA_TORCH_VARIANT=cuda, "
         "-DDYLORA_CUDA=ON) and a visible GPU");
   }
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
@@ -47,17 +47,17 @@ absl::StatusOr<c10::Device> ParseDevice(absl::string_view name) {
 
 absl::Status RuntimeOptions::Validate() const {
   if (max_texts < 1 || max_text_bytes < 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max-texts and max-text-bytes must be >= 1, got ", max_texts, " and ",
-        max_text_bytes));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-texts and max-text-bytes must be >= 1, got ",
+                     max_texts, " and ", max_text_bytes));
   }
   if (max_tokens < 3) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max-tokens must be >= 3 ([CLS] x [SEP]), got ", max_tokens));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max-tokens must be >= 3 ([CLS] x [SEP]), got ", max_tokens));
   }
   if (threads < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("threads must be >= 0 (0: LibTorch's default), got ", threads));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "threads must be >= 0 (0: LibTorch's default), got ", threads));
   }
   DYLORA_RETURN_IF_ERROR(engine.Validate());
   return batcher.Validate();
@@ -70,15 +70,16 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
     return absl::InvalidArgumentError("model: no model directory given");
   }
   if (options.threads > 0) at::set_num_threads(options.threads);
-  DYLORA_ASSIGN_OR_RETURN(const c10::Device device, ParseDevice(options.device));
+  DYLORA_ASSIGN_OR_RETURN(const c10::Device device,
+                          ParseDevice(options.device));
   Encoder::LoadOptions load_options;
   load_options.device = device;
   DYLORA_ASSIGN_OR_RETURN(std::unique_ptr<Encoder> encoder,
                           Encoder::Load(options.model, load_options));
   if (options.max_tokens > encoder->max_sequence_length()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max tokens ", options.max_tokens, " exceeds the model's ",
-        encoder->max_sequence_length()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("max tokens ", options.max_tokens, " exceeds the model's ",
+                     encoder->max_sequence_length()));
   }
   const std::string tokenizer_file =
       options.tokenizer.empty()
@@ -93,8 +94,10 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
 
   std::string backbone_name = options.backbone_name;
   if (backbone_name.empty()) {
-    backbone_name =
-        std::filesystem::path(options.model).lexically_normal().filename().string();
+    backbone_name = std::filesystem::path(options.model)
+                        .lexically_normal()
+                        .filename()
+                        .string();
     if (backbone_name.empty()) {
       backbone_name = std::filesystem::path(options.model)
                           .lexically_normal()
@@ -104,9 +107,9 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
     }
   }
   DYLORA_RETURN_IF_ERROR(ValidateAdapterName(backbone_name));
-  return std::unique_ptr<ServingRuntime>(
-      new ServingRuntime(std::move(options), std::move(encoder),
-                         std::move(tokenizer), std::move(backbone_name), metrics));
+  return std::unique_ptr<ServingRuntime>(new ServingRuntime(
+      std::move(options), std::move(encoder), std::move(tokenizer),
+      std::move(backbone_name), metrics));
 }
 
 ServingRuntime::ServingRuntime(RuntimeOptions options,
@@ -148,9 +151,9 @@ absl::Status ServingRuntime::ValidateInputs(
     for (const std::string* text : {&input.text, &input.text_pair}) {
       const char* which = text == &input.text ? "text" : "text pair";
       if (static_cast<int64_t>(text->size()) > options_.max_text_bytes) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            which, " ", i, " has ", text->size(), " bytes; the limit is ",
-            options_.max_text_bytes));
+        return absl::InvalidArgumentError(
+            absl::StrCat(which, " ", i, " has ", text->size(),
+                         " bytes; the limit is ", options_.max_text_bytes));
       }
       size_t bad_offset = 0;
       if (!IsValidUtf8(*text, &bad_offset)) {
@@ -170,12 +173,14 @@ absl::StatusOr<std::vector<TokenizedText>> ServingRuntime::Tokenize(
   for (size_t i = 0; i < inputs.size(); ++i) {
     const TextInput& input = inputs[i];
     absl::StatusOr<Encoding> encoding =
-        input.text_pair.empty() ? tokenizer_.Encode(input.text)
-                                : tokenizer_.EncodePair(input.text, input.text_pair);
+        input.text_pair.empty()
+            ? tokenizer_.Encode(input.text)
+            : tokenizer_.EncodePair(input.text, input.text_pair);
     if (!encoding.ok()) return encoding.status();
     // The engine trusts these: a tokenizer.json that does not belong to the
     // backbone is caught here, on the host, with the text named.
-    if (encoding->ids.empty() || encoding->ids.size() != encoding->type_ids.size()) {
+    if (encoding->ids.empty() ||
+        encoding->ids.size() != encoding->type_ids.size()) {
       return absl::InvalidArgumentError(
           absl::StrCat("text ", i, " tokenized to no tokens"));
     }
@@ -190,8 +195,8 @@ absl::StatusOr<std::vector<TokenizedText>> ServingRuntime::Tokenize(
             " types); the tokenizer does not match the model"));
       }
     }
-    rows.push_back(TokenizedText{std::move(encoding->ids),
-                                 std::move(encoding->type_ids)});
+    rows.push_back(
+        TokenizedText{std::move(encoding->ids), std::move(encoding->type_ids)});
   }
   return rows;
 }
@@ -207,30 +212,35 @@ absl::StatusOr<ServedModel> ServingRuntime::FindModel(
     model = std::move(adapter);
   }
   if (version.has_value() && *version != serving) {
-    return absl::NotFoundError(absl::StrCat("model \"", name, "\" has no version ",
-                                            *version, "; serving version ",
-                                            serving));
+    return absl::NotFoundError(absl::StrCat("model \"", name,
+                                            "\" has no version ", *version,
+                                            "; serving version ", serving));
   }
   return model;
 }
 
-absl::StatusOr<ResolvedRequest> ServingRuntime::Resolve(InferenceCall call) const {
+absl::StatusOr<ResolvedRequest> ServingRuntime::Resolve(
+    InferenceCall call) const {
   if (!accepting_.load()) {
     return absl::UnavailableError("the server is shutting down");
   }
-  DYLORA_ASSIGN_OR_RETURN(ServedModel model, FindModel(call.model, call.version));
+  DYLORA_ASSIGN_OR_RETURN(ServedModel model,
+                          FindModel(call.model, call.version));
   DYLORA_RETURN_IF_ERROR(ValidateInputs(call.inputs));
   ResolvedRequest request;
-  if (auto* adapter = std::get_if<std::shared_ptr<const ServedAdapter>>(&model)) {
+  if (auto* adapter =
+          std::get_if<std::shared_ptr<const ServedAdapter>>(&model)) {
     DYLORA_ASSIGN_OR_RETURN(
-        ResolvedRank rank, ResolveRank(call.rank, *(*adapter)->adapter,
-                                       options_.profiles, options_.default_policy));
+        ResolvedRank rank,
+        ResolveRank(call.rank, *(*adapter)->adapter, options_.profiles,
+                    options_.default_policy));
     request.target_ =
         AdapterAtRank{std::move(*adapter), rank.rank, std::move(rank.source)};
   } else if (call.rank.kind != RankSelector::Kind::kDefault) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", call.model, "\" is the backbone (sentence embeddings); it has no "
-        "ranks"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", call.model,
+                     "\" is the backbone (sentence embeddings); it has no "
+                     "ranks"));
   }
   DYLORA_ASSIGN_OR_RETURN(request.rows_, Tokenize(call.inputs));
   request.deadline_ = call.deadline;
@@ -238,7 +248,8 @@ absl::StatusOr<ResolvedRequest> ServingRuntime::Resolve(InferenceCall call) cons
   return request;
 }
 
-absl::Status ServingRuntime::Submit(ResolvedRequest request, InferenceDone done) {
+absl::Status ServingRuntime::Submit(ResolvedRequest request,
+                                    InferenceDone done) {
   if (!accepting_.load()) {
     return absl::UnavailableError("the server is shutting down");
   }
@@ -263,7 +274,8 @@ AdapterStatus ServingRuntime::StatusOf(
 
 std::vector<AdapterStatus> ServingRuntime::ListAdapters() const {
   std::vector<AdapterStatus> adapters;
-  for (auto& served : registry_.List()) adapters.push_back(StatusOf(std::move(served)));
+  for (auto& served : registry_.List())
+    adapters.push_back(StatusOf(std::move(served)));
   return adapters;
 }
 
@@ -300,7 +312,8 @@ absl::StatusOr<LoadAdapterResult> ServingRuntime::LoadAdapter(
                    status.ToString());
     }
   }
-  return LoadAdapterResult{StatusOf(result.adapter), result.replaced != nullptr};
+  return LoadAdapterResult{StatusOf(result.adapter),
+                           result.replaced != nullptr};
 }
 
 absl::Status ServingRuntime::UnloadAdapter(absl::string_view name) {

@@ -10,8 +10,8 @@
 // it; the batcher runs it with others on the same model and calls `done` on
 // a worker thread with an InferenceResult naming the target it ran on.
 //
-// Thread-safe. Call order: Create, Resolve/Submit/LoadAdapter/... from any thread,
-// BeginShutdown (refuse new work), Shutdown (drain the queue).
+// Thread-safe. Call order: Create, Resolve/Submit/LoadAdapter/... from any
+// thread, BeginShutdown (refuse new work), Shutdown (drain the queue).
 #pragma once
 
 #include <atomic>
@@ -41,8 +41,9 @@ class ServerMetrics;
 
 // Names match dylora-serve's flags and TOML keys (underscores for dashes).
 struct RuntimeOptions {
-  std::string model;      // directory: config.json, model.safetensors, tokenizer.json
-  std::string tokenizer;  // tokenizer.json; empty: the model directory's
+  std::string
+      model;  // directory: config.json, model.safetensors, tokenizer.json
+  std::string tokenizer;       // tokenizer.json; empty: the model directory's
   std::string device = "cpu";  // "cpu", "cuda", "cuda:<n>"
   // The name under which the backbone itself serves sentence embeddings
   // (KServe model name); empty: the model directory's base name.
@@ -81,7 +82,8 @@ struct InferenceCall {
 inline constexpr int64_t kBackboneVersion = 1;
 
 // A model as served now: the backbone, or the current version of an adapter.
-using ServedModel = std::variant<Backbone, std::shared_ptr<const ServedAdapter>>;
+using ServedModel =
+    std::variant<Backbone, std::shared_ptr<const ServedAdapter>>;
 
 // A call resolved by ServingRuntime::Resolve: the model looked up once, the
 // rank resolved, the texts tokenized and checked. Immutable; Submit moves it
@@ -133,7 +135,8 @@ class ServingRuntime {
   // was found (ResolvedModel() says so, e.g. for a metrics label).
   absl::StatusOr<ResolvedRequest> Resolve(InferenceCall call) const;
   static bool ResolvedModel(const absl::Status& resolve_error) {
-    return !absl::IsUnavailable(resolve_error) && !absl::IsNotFound(resolve_error);
+    return !absl::IsUnavailable(resolve_error) &&
+           !absl::IsNotFound(resolve_error);
   }
 
   // Queues `request`; `done` is then called exactly once, from a batcher
@@ -145,7 +148,8 @@ class ServingRuntime {
   // The model serving `name` (and `version`, when given): NOT_FOUND
   // otherwise.
   absl::StatusOr<ServedModel> FindModel(
-      absl::string_view name, std::optional<int64_t> version = std::nullopt) const;
+      absl::string_view name,
+      std::optional<int64_t> version = std::nullopt) const;
   std::vector<AdapterStatus> ListAdapters() const;
   absl::StatusOr<AdapterStatus> GetAdapter(absl::string_view name) const;
 

@@ -23,10 +23,11 @@ absl::Status BatcherOptions::Validate() const {
         "max-batch-size, queue-capacity and workers must be >= 1, got ",
         max_batch_size, ", ", queue_capacity, " and ", workers));
   }
-  if (max_queue_delay < absl::ZeroDuration() || max_queue_delay == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max-queue-delay-ms must be finite and >= 0, got ",
-        absl::FormatDuration(max_queue_delay)));
+  if (max_queue_delay < absl::ZeroDuration() ||
+      max_queue_delay == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max-queue-delay-ms must be finite and >= 0, got ",
+                     absl::FormatDuration(max_queue_delay)));
   }
   return absl::OkStatus();
 }

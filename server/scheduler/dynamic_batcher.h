@@ -1,10 +1,11 @@
 // DynamicBatcher: Triton's dynamic batcher for one backbone. Requests queue in
 // arrival order; a batch is the oldest task plus every later task on the same
-// model (the backbone, or one adapter version: SameModel), up to `max_batch_size` rows (mixed ranks allowed). A batch
-// runs when it is full, when its oldest task has waited `max_queue_delay`, or
-// when the batcher is stopping. Expired (deadline passed) or cancelled tasks
-// are dropped before compute. A full queue refuses a task at once
-// (RESOURCE_EXHAUSTED) instead of letting it time out.
+// model (the backbone, or one adapter version: SameModel), up to
+// `max_batch_size` rows (mixed ranks allowed). A batch runs when it is full,
+// when its oldest task has waited `max_queue_delay`, or when the batcher is
+// stopping. Expired (deadline passed) or cancelled tasks are dropped before
+// compute. A full queue refuses a task at once (RESOURCE_EXHAUSTED) instead of
+// letting it time out.
 //
 // Threads: Start() runs `workers` worker threads that each form and run
 // batches (the runner must be thread-safe when workers > 1). Without

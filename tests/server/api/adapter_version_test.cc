@@ -102,14 +102,16 @@ TEST(AdapterVersionTest, EveryReplyReportsTheVersionItComputedWith) {
   for (int c = 0; c < 4; ++c) {
     clients.emplace_back([&, c] {
       while (!stop.load()) {
-        const Answer answer = c % 2 == 0 ? ClassifyOnce(*classify) : InferOnce(*kserve);
+        const Answer answer =
+            c % 2 == 0 ? ClassifyOnce(*classify) : InferOnce(*kserve);
         if (answer.logits.empty()) {
           ++failures;
           continue;
         }
         ++answers;
         // Odd versions were loaded from A, even ones from B.
-        if (!Near(answer.logits, answer.version % 2 == 1 ? a.logits : b.logits)) {
+        if (!Near(answer.logits,
+                  answer.version % 2 == 1 ? a.logits : b.logits)) {
           ++mismatches;
         }
       }
@@ -120,7 +122,8 @@ TEST(AdapterVersionTest, EveryReplyReportsTheVersionItComputedWith) {
   // happen too, so merged and truncated paths both take part.
   int swaps = 0;
   for (; swaps < 20 || (answers.load() < 400 && swaps < 2000); ++swaps) {
-    auto loaded = runtime.LoadAdapter("sst", swaps % 2 == 0 ? path_a : path_b, {});
+    auto loaded =
+        runtime.LoadAdapter("sst", swaps % 2 == 0 ? path_a : path_b, {});
     ASSERT_TRUE(loaded.ok()) << loaded.status();
   }
   stop.store(true);

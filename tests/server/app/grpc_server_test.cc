@@ -31,11 +31,13 @@ using ::testing::Not;
 namespace v1 = ::dylora::v1;
 namespace health = ::grpc::health::v1;
 
-v1::ClassifyRequest Request(const std::string& adapter, int64_t rank, int texts = 1) {
+v1::ClassifyRequest Request(const std::string& adapter, int64_t rank,
+                            int texts = 1) {
   v1::ClassifyRequest request;
   request.set_adapter(adapter);
   for (int i = 0; i < texts; ++i) {
-    request.add_inputs()->set_text("a quietly moving film, number " + std::to_string(i));
+    request.add_inputs()->set_text("a quietly moving film, number " +
+                                   std::to_string(i));
   }
   if (rank > 0) request.set_rank(rank);
   return request;
@@ -57,8 +59,10 @@ health::HealthCheckResponse::ServingStatus Check(grpc::Channel& channel,
 TEST(GrpcServerTest, HealthIsServingPerServiceAndTurnsNotServingOnShutdown) {
   TestServer server;
   ASSERT_TRUE(server.ok());
-  for (const char* service : {"", "dylora.v1.DyLoRA", "inference.GRPCInferenceService"}) {
-    EXPECT_EQ(Check(*server.channel(), service), health::HealthCheckResponse::SERVING)
+  for (const char* service :
+       {"", "dylora.v1.DyLoRA", "inference.GRPCInferenceService"}) {
+    EXPECT_EQ(Check(*server.channel(), service),
+              health::HealthCheckResponse::SERVING)
         << service;
   }
   // Watch, then shut down: the stream reports NOT_SERVING.
@@ -94,7 +98,8 @@ TEST(GrpcServerTest, ShutdownLetsRequestsInFlightFinish) {
   auto in_flight = std::async(std::launch::async, [&] {
     v1::ClassifyResponse response;
     grpc::ClientContext context;
-    grpc::Status status = stub->Classify(&context, Request("sst", 4), &response);
+    grpc::Status status =
+        stub->Classify(&context, Request("sst", 4), &response);
     return std::make_pair(status, response);
   });
   // Wait until the server holds the request (in-flight gauge).
@@ -105,7 +110,8 @@ TEST(GrpcServerTest, ShutdownLetsRequestsInFlightFinish) {
     }
     absl::SleepFor(absl::Milliseconds(10));
   }
-  ASSERT_THAT(server.server().metrics().Scrape(), HasSubstr("dylora_inflight_requests 1"));
+  ASSERT_THAT(server.server().metrics().Scrape(),
+              HasSubstr("dylora_inflight_requests 1"));
   server.server().Shutdown();
   auto [status, response] = in_flight.get();
   EXPECT_TRUE(status.ok()) << status.error_message();
@@ -144,15 +150,33 @@ TEST(GrpcServerTest, MetricsScrapeMatchesTheTrafficSent) {
   grpc::ClientContext context;
   ASSERT_TRUE(kserve->ModelInfer(&context, infer, &inferred).ok());
 
-  auto scraped = dylora::testing::HttpGet(server.server().metrics_port(), "/metrics");
+  auto scraped =
+      dylora::testing::HttpGet(server.server().metrics_port(), "/metrics");
   ASSERT_TRUE(scraped.ok()) << scraped.status();
   const std::string& text = *scraped;
-  EXPECT_THAT(text, HasSubstr(R"(dylora_requests_total{adapter="sst",code="OK",protocol="dylora.v1",rank="2"} 3)"));
-  EXPECT_THAT(text, HasSubstr(R"(dylora_requests_total{adapter="warm",code="OK",protocol="dylora.v1",rank="3"} 1)"));
-  EXPECT_THAT(text, HasSubstr(R"(dylora_requests_total{adapter="none",code="NOT_FOUND",protocol="dylora.v1",rank="none"} 1)"));
-  EXPECT_THAT(text, HasSubstr(R"(dylora_requests_total{adapter="sst",code="INVALID_ARGUMENT",protocol="dylora.v1",rank="none"} 1)"));
-  EXPECT_THAT(text, HasSubstr(R"(dylora_requests_total{adapter="minilm",code="OK",protocol="kserve",rank="none"} 1)"));
-  EXPECT_THAT(text, Not(HasSubstr("adapter=\"nope\"")));  // client strings never become labels
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(dylora_requests_total{adapter="sst",code="OK",protocol="dylora.v1",rank="2"} 3)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(dylora_requests_total{adapter="warm",code="OK",protocol="dylora.v1",rank="3"} 1)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(dylora_requests_total{adapter="none",code="NOT_FOUND",protocol="dylora.v1",rank="none"} 1)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(dylora_requests_total{adapter="sst",code="INVALID_ARGUMENT",protocol="dylora.v1",rank="none"} 1)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(dylora_requests_total{adapter="minilm",code="OK",protocol="kserve",rank="none"} 1)"));
+  EXPECT_THAT(text,
+              Not(HasSubstr(
+                  "adapter=\"nope\"")));  // client strings never become labels
   EXPECT_THAT(text, HasSubstr(R"(dylora_rows_total{path="truncated"} 6)"));
   EXPECT_THAT(text, HasSubstr(R"(dylora_rows_total{path="merged"} 1)"));
   EXPECT_THAT(text, HasSubstr(R"(dylora_rows_total{path="backbone"} 1)"));
@@ -164,7 +188,10 @@ TEST(GrpcServerTest, MetricsScrapeMatchesTheTrafficSent) {
   EXPECT_THAT(text, HasSubstr(R"(dylora_adapter_loads_total{result="ok"} 2)"));
   EXPECT_THAT(text, HasSubstr("dylora_inflight_requests 0"));
   EXPECT_THAT(text, HasSubstr("dylora_queue_depth_rows 0"));
-  EXPECT_THAT(text, HasSubstr(R"(dylora_request_duration_seconds_count{adapter="sst",protocol="dylora.v1"} 4)"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          R"(dylora_request_duration_seconds_count{adapter="sst",protocol="dylora.v1"} 4)"));
 }
 
 TEST(GrpcServerTest, ServesOverTlsWithTheGivenCertificate) {
@@ -186,7 +213,8 @@ TEST(GrpcServerTest, ServesOverTlsWithTheGivenCertificate) {
   auto stub = health::Health::NewStub(plain);
   health::HealthCheckResponse response;
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(3));
   EXPECT_FALSE(stub->Check(&context, {}, &response).ok());
 }
 
@@ -212,7 +240,8 @@ TEST(GrpcServerStartTest, AMissingOrEmptyAdminTokenFileStopsTheStart) {
   ServerOptions options = TestServerOptions();
   options.admin_token_file = dir.path() + "/none";
   auto missing = DyloraServer::Start(options);
-  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound)
+      << missing.status();
   EXPECT_THAT(missing.status().message(), HasSubstr("none"));
 
   const std::string empty = dir.path() + "/empty";

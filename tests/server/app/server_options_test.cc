@@ -130,7 +130,8 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
   EXPECT_EQ(runtime.max_tokens, 32);
   EXPECT_EQ(options->tls_cert, "/tls/cert.pem");
   EXPECT_EQ(options->tls_key, "/tls/key.pem");
-  EXPECT_EQ(options->admin_token_file, token_file);  // read by DyloraServer::Start
+  EXPECT_EQ(options->admin_token_file,
+            token_file);  // read by DyloraServer::Start
   EXPECT_EQ(options->drain_timeout, absl::Milliseconds(1500));
   EXPECT_EQ(options->log_level, "debug");
 }
@@ -289,7 +290,9 @@ TEST(ServerOptionsTest, BadValuesAreInvalidArgumentNamingTheProblem) {
       {"unknown policy", {"--default-policy", "fastest"}, "fastest"},
       {"tls cert without key", {"--tls-cert", "/tls/cert.pem"}, "tls-key"},
       {"tls key without cert", {"--tls-key", "/tls/key.pem"}, "tls-cert"},
-      {"negative delay", {"--max-queue-delay-ms", "-1"}, "--max-queue-delay-ms"},
+      {"negative delay",
+       {"--max-queue-delay-ms", "-1"},
+       "--max-queue-delay-ms"},
       {"negative drain", {"--drain-timeout-s", "-0.5"}, "--drain-timeout-s"},
       {"nan delay", {"--max-queue-delay-ms", "nan"}, "--max-queue-delay-ms"},
       {"infinite drain", {"--drain-timeout-s", "inf"}, "--drain-timeout-s"},

@@ -10,12 +10,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "core/adapter/adapter_hooks.h"
 #include "core/adapter/adapter_io.h"
 #include "core/model/encoder.h"
 #include "core/model/pooling.h"
 #include "core/tokenizer/tokenizer.h"
-#include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/metrics/server_metrics.h"
@@ -103,7 +103,8 @@ class EngineTest : public ::testing::Test {
     EngineOptions options;
     options.merge_after = merge_after;
     options.always_truncate = always_truncate;
-    return std::make_unique<Engine>(encoder_, options, metrics, std::move(merge));
+    return std::make_unique<Engine>(encoder_, options, metrics,
+                                    std::move(merge));
   }
 
   // Merges every rank after one row, each merge announcing `started` and
@@ -128,9 +129,10 @@ class EngineTest : public ::testing::Test {
       auto merged = MergedWeights(*adapter.adapter, *encoder, rank);
       if (!merged.ok()) return merged.status();
       int64_t bytes = 0;
-      for (const auto& [id, w] : *merged) bytes += static_cast<int64_t>(w.nbytes());
-      return MergedEntry{std::make_shared<const MergedWeightsHook>(*std::move(merged)),
-                         bytes};
+      for (const auto& [id, w] : *merged)
+        bytes += static_cast<int64_t>(w.nbytes());
+      return MergedEntry{
+          std::make_shared<const MergedWeightsHook>(*std::move(merged)), bytes};
     };
   }
 
@@ -201,7 +203,8 @@ TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
   auto truncated_engine =
       MakeEngine(/*merge_after=*/0, /*always_truncate=*/true);
   ASSERT_TRUE(merged_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
-  ASSERT_TRUE(truncated_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
+  ASSERT_TRUE(
+      truncated_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
   for (int64_t rank = 1; rank <= 8; ++rank) {
     const TestRows rows = Rows({rank, rank, rank});
     auto merged = merged_engine->Run(rows.On(served_));
@@ -289,12 +292,14 @@ TEST_F(EngineTest, ASlowMergeDoesNotDelayOtherBatches) {
     paths.push_back(backbone.ok() ? backbone->path : ExecutionPath::kMerged);
     batches_done.Notify();
   });
-  const bool finished = batches_done.WaitForNotificationWithTimeout(absl::Seconds(60));
+  const bool finished =
+      batches_done.WaitForNotificationWithTimeout(absl::Seconds(60));
   release_merge.Notify();
   batches.join();
   ASSERT_TRUE(finished) << "batches waited for the merge";
-  EXPECT_THAT(paths, ElementsAre(ExecutionPath::kTruncated, ExecutionPath::kTruncated,
-                                 ExecutionPath::kTruncated, ExecutionPath::kBackbone));
+  EXPECT_THAT(paths,
+              ElementsAre(ExecutionPath::kTruncated, ExecutionPath::kTruncated,
+                          ExecutionPath::kTruncated, ExecutionPath::kBackbone));
 
   engine->WaitForMerges();
   EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(2, 5));
@@ -320,7 +325,8 @@ TEST_F(EngineTest, ForgetDropsCacheAndCountersOfThatVersion) {
   auto engine = MakeEngine(/*merge_after=*/3);
   ASSERT_TRUE(engine->Prewarm(served_, {2, 5}).ok());
   EXPECT_THAT(engine->CachedRanks(*served_), ElementsAre(2, 5));
-  EXPECT_EQ(PathOf(*engine, Rows({4, 4})), ExecutionPath::kTruncated);  // 2 rows counted
+  EXPECT_EQ(PathOf(*engine, Rows({4, 4})),
+            ExecutionPath::kTruncated);  // 2 rows counted
 
   engine->Forget(*served_);
   EXPECT_THAT(engine->CachedRanks(*served_), IsEmpty());

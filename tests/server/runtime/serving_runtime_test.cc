@@ -140,7 +140,8 @@ TEST(ServingRuntimeCreateTest, LoadsTheRealModelAndNamesTheBackbone) {
   auto backbone = runtime->FindModel("minilm");
   ASSERT_TRUE(backbone.ok()) << backbone.status();
   EXPECT_TRUE(std::holds_alternative<Backbone>(*backbone));
-  EXPECT_EQ(runtime->FindModel("sst").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(runtime->FindModel("sst").status().code(),
+            absl::StatusCode::kNotFound);
   EXPECT_TRUE(runtime->accepting());
   EXPECT_EQ(runtime->embedding_width(), kHidden);
   EXPECT_TRUE(runtime->ListAdapters().empty());
@@ -171,8 +172,7 @@ TEST(ServingRuntimeCreateTest, BadOptionsAreRefusedWithAMessage) {
   std::vector<Case> cases = {
       {"no model dir", [](auto& o) { o.model.clear(); },
        absl::StatusCode::kInvalidArgument, "model directory"},
-      {"missing model dir",
-       [&](auto& o) { o.model = dir.path() + "/nowhere"; },
+      {"missing model dir", [&](auto& o) { o.model = dir.path() + "/nowhere"; },
        absl::StatusCode::kNotFound, "nowhere"},
       {"model dir without a model", [&](auto& o) { o.model = dir.path(); },
        absl::StatusCode::kNotFound, "config.json"},
@@ -198,7 +198,8 @@ TEST(ServingRuntimeCreateTest, BadOptionsAreRefusedWithAMessage) {
        absl::StatusCode::kInvalidArgument, "workers"},
       {"empty batches", [](auto& o) { o.batcher.max_batch_size = 0; },
        absl::StatusCode::kInvalidArgument, "max-batch-size"},
-      {"negative delay", [](auto& o) { o.batcher.max_queue_delay = absl::Milliseconds(-1); },
+      {"negative delay",
+       [](auto& o) { o.batcher.max_queue_delay = absl::Milliseconds(-1); },
        absl::StatusCode::kInvalidArgument, "max-queue-delay-ms"},
       {"negative cache", [](auto& o) { o.engine.merge_cache_mb = -1; },
        absl::StatusCode::kInvalidArgument, "merge-cache-mb"},
@@ -253,8 +254,7 @@ TEST_F(ServingRuntimeTest, AdapterRequestReturnsOneRowOfLogitsPerText) {
   EXPECT_EQ(reply->path, ExecutionPath::kTruncated);
   EXPECT_GE(reply->batch_rows, 3);
   // Different texts, different logits.
-  EXPECT_GT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 1)),
-            1e-5);
+  EXPECT_GT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 1)), 1e-5);
 }
 
 TEST_F(ServingRuntimeTest, RankSelectorsResolveAsDocumented) {
@@ -303,8 +303,7 @@ TEST_F(ServingRuntimeTest, TextPairsDifferFromTheFirstTextAlone) {
       *runtime_, Call("sst", {"the premise"}, RankSelector::Rank(8)));
   ASSERT_TRUE(paired.ok()) << paired.status();
   ASSERT_TRUE(single.ok()) << single.status();
-  EXPECT_GT(MaxAbsDifference(paired->values, single->values),
-            1e-5);
+  EXPECT_GT(MaxAbsDifference(paired->values, single->values), 1e-5);
 }
 
 TEST_F(ServingRuntimeTest, ValidationErrorsReturnAtOnceAndNeverCallDone) {
@@ -377,8 +376,8 @@ TEST_F(ServingRuntimeTest, PolicyWithoutRankTableIsFailedPrecondition) {
   ASSERT_TRUE(runtime_->LoadAdapter("plain", path, {}).ok());
 
   Completion completion;
-  absl::Status status = Submit(*runtime_, 
-      Call("plain", {"x"}, RankSelector::Policy(RankPolicy::kBest)),
+  absl::Status status = Submit(
+      *runtime_, Call("plain", {"x"}, RankSelector::Policy(RankPolicy::kBest)),
       completion.Callback());
   EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
   // Explicit ranks and max still work without a table.
@@ -472,16 +471,20 @@ TEST_F(ServingRuntimeTest, AVersionOtherThanTheOneServingIsNotFound) {
 TEST_F(ServingRuntimeTest, AResolvedRequestKeepsItsVersionAcrossAReplacement) {
   const std::string other_path = dylora::testing::WriteRandomAdapter(
       runtime_->encoder(), adapter_dir_.path(), "other", 12);
-  auto v1_alone = SubmitAndWait(*runtime_, Call("sst", {"a text"}, RankSelector::Rank(8)));
+  auto v1_alone =
+      SubmitAndWait(*runtime_, Call("sst", {"a text"}, RankSelector::Rank(8)));
   ASSERT_TRUE(v1_alone.ok()) << v1_alone.status();
 
-  auto resolved = runtime_->Resolve(Call("sst", {"a text"}, RankSelector::Rank(8)));
+  auto resolved =
+      runtime_->Resolve(Call("sst", {"a text"}, RankSelector::Rank(8)));
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   ASSERT_TRUE(runtime_->LoadAdapter("sst", other_path, {}).ok());
   Completion completion;
-  ASSERT_TRUE(runtime_->Submit(*std::move(resolved), completion.Callback()).ok());
+  ASSERT_TRUE(
+      runtime_->Submit(*std::move(resolved), completion.Callback()).ok());
   auto old_version = completion.Wait();
-  auto new_version = SubmitAndWait(*runtime_, Call("sst", {"a text"}, RankSelector::Rank(8)));
+  auto new_version =
+      SubmitAndWait(*runtime_, Call("sst", {"a text"}, RankSelector::Rank(8)));
   ASSERT_TRUE(old_version.ok()) << old_version.status();
   ASSERT_TRUE(new_version.ok()) << new_version.status();
 
@@ -502,9 +505,11 @@ TEST(ServingRuntimeTokenizerTest, IdsOutsideTheBackbonesVocabularyAreRefused) {
   options.max_tokens = 32;
   std::unique_ptr<ServingRuntime> runtime = MakeRuntime(options);
   ASSERT_NE(runtime, nullptr);
-  auto reply = SubmitAndWait(*runtime, Call("minilm", {"a perfectly normal sentence"}));
+  auto reply =
+      SubmitAndWait(*runtime, Call("minilm", {"a perfectly normal sentence"}));
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kInternal);
-  EXPECT_THAT(reply.status().message(), HasSubstr("outside the backbone's vocabulary"));
+  EXPECT_THAT(reply.status().message(),
+              HasSubstr("outside the backbone's vocabulary"));
 }
 
 TEST_F(ServingRuntimeTest, AfterBeginShutdownRequestsAreUnavailable) {
@@ -537,10 +542,8 @@ TEST(ServingRuntimeTruncationTest, LongTextsAreTruncatedToMaxTokens) {
   ASSERT_EQ(reply->values.size(), 3u * kHidden);
   // 1000 words keep exactly the first 14: the same embedding as 14 words,
   // and not that of 13.
-  EXPECT_LT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 1)),
-            1e-5);
-  EXPECT_GT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 2)),
-            1e-4);
+  EXPECT_LT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 1)), 1e-5);
+  EXPECT_GT(MaxAbsDifference(Row(*reply, 0), Row(*reply, 2)), 1e-4);
 
   // Pairs are truncated too (longest first) and still run.
   InferenceCall pair = Call("minilm", {words(1000)});

@@ -77,8 +77,9 @@ class FakeEngine {
         seen.row_ids.push_back(rows[i]->ids[0]);
         seen.tags.push_back(rows[i]->ids[1]);
         output.values.push_back(static_cast<float>(rows[i]->ids[0]));
-        output.values.push_back(
-            on_adapter != nullptr ? static_cast<float>(on_adapter->ranks[i]) : 0.f);
+        output.values.push_back(on_adapter != nullptr
+                                    ? static_cast<float>(on_adapter->ranks[i])
+                                    : 0.f);
       }
       absl::MutexLock lock(&mu_);
       batches_.push_back(std::move(seen));
@@ -462,7 +463,8 @@ TEST_F(BatcherRulesTest, ResultsAreSplitPerTaskWithTimings) {
   EXPECT_EQ(completions_.result(2)->queue_time, absl::ZeroDuration());
   EXPECT_EQ(completions_.result(3)->compute_time, absl::Milliseconds(7));
   // Each result names the target its task ran on.
-  for (const auto& [id, rank] : {std::pair(1, 2), std::pair(2, 8), std::pair(3, 5)}) {
+  for (const auto& [id, rank] :
+       {std::pair(1, 2), std::pair(2, 8), std::pair(3, 5)}) {
     const absl::StatusOr<InferenceResult> result = completions_.result(id);
     ASSERT_TRUE(result.ok());
     const auto* ran = std::get_if<AdapterAtRank>(&result->target);
@@ -671,7 +673,8 @@ TEST(DynamicBatcherThreadedTest, ManyThreadsEachTaskCompletesOnceAndCorrectly) {
         for (int r = 0; r < rows; ++r) {
           task->rows.push_back(TokenizedText{{RowId(id, r), tag}, {0, 0}});
         }
-        task->done = [&, id, rows, rank](absl::StatusOr<InferenceResult> result) {
+        task->done = [&, id, rows,
+                      rank](absl::StatusOr<InferenceResult> result) {
           calls[id].fetch_add(1);
           if (!result.ok() ||
               result->values != ExpectedValues(id, rows, rank)) {
