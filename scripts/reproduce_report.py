@@ -773,10 +773,13 @@ def section_long(longs, tasks, ranks):
                      f"{fmt_seconds(statistics.fmean(r.train_seconds for r in runs))} "
                      "of training)")
         lines.append("")
-        rows = [[f"{long.label} ({seeds_text(r.seed for r in runs)})"]
+        rows = [[f"{long.label} ({update_mode_text(runs)}, "
+                 f"{seeds_text(r.seed for r in runs)})"]
                 + [fmt_cell(long.cell(r)) for r in ranks]]
         if task in tasks and tasks[task].rows["dylora"]:
-            rows.append(["DyLoRA, main run"]
+            main = [r for r in tasks[task].runs if main_row(r) == "dylora"]
+            rows.append([f"DyLoRA, main run ({update_mode_text(main)}, "
+                         f"{distinct(r.steps for r in main)} steps)"]
                         + [fmt_cell(tasks[task].cell("dylora", r)) for r in ranks])
         targets = LONG_TARGETS.get(task, {})
         if targets:
@@ -787,6 +790,11 @@ def section_long(longs, tasks, ranks):
             lines.append(target_sentence(rank, long.cell(rank), targets[rank]))
         lines.append("")
     return lines
+
+
+def update_mode_text(runs):
+    """"frozen update" / "full update" (as the runs recorded it)."""
+    return f"{distinct(r.update_mode for r in runs)} update"
 
 
 def target_sentence(rank, cell, target):
