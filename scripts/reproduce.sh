@@ -118,6 +118,9 @@ SWEEP_VARIANTS=(
   "sweep-2000x16-full-headlr1e-2-lr5e-4         --max-steps 2000 --batch-size 16 --update-mode full --head-lr 1e-2 --lr 5e-4"
   # Round 8: a faster head cost rank 1 (2e-2 < 1e-2); a slower one.
   "sweep-1000-full-headlr5e-3-lr5e-4            --max-steps 1000 --update-mode full --head-lr 5e-3 --lr 5e-4"
+  # Round 9: LoRA+ (the up factors train faster than the down ones).
+  "sweep-1000-full-headlr1e-2-lr5e-4-up2        --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 5e-4 --up-lr-ratio 2"
+  "sweep-1000-full-headlr1e-2-lr2.5e-4-up8      --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 2.5e-4 --up-lr-ratio 8"
 )
 
 # Ablations (Tables 4 and 7) on one task, with that task's budget; the

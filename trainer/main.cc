@@ -100,6 +100,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--lr", t.learning_rate, "peak learning rate")
       ->capture_default_str();
+  app.add_option("--up-lr-ratio", t.up_lr_ratio,
+                 "LoRA+: learning rate of the up factors (lora_B) relative to "
+                 "--lr (1: the same)")
+      ->capture_default_str();
   app.add_option("--head-lr", t.head_learning_rate,
                  "peak learning rate of the task head (0: --lr)")
       ->capture_default_str();

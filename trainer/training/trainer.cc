@@ -73,6 +73,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
   if (!std::isfinite(options.head_learning_rate)) {
     return absl::InvalidArgumentError("head learning rate must be finite");
   }
+  if (!(options.up_lr_ratio > 0) || !std::isfinite(options.up_lr_ratio)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "up-factor learning-rate ratio must be finite and > 0, got ",
+        options.up_lr_ratio));
+  }
   if (!(options.learning_rate > 0) || options.weight_decay < 0 ||
       options.warmup_ratio < 0 || options.warmup_ratio > 1) {
     return absl::InvalidArgumentError(
@@ -157,7 +162,7 @@ absl::Status Trainer::Init() {
     for (int64_t r = 0; r < config.r_max; ++r) {
       slots.push_back({f.down, 0, r, options_.weight_decay});
       slot_rank_.push_back(r + 1);
-      slots.push_back({f.up, 1, r, options_.weight_decay});
+      slots.push_back({f.up, 1, r, options_.weight_decay, options_.up_lr_ratio});
       slot_rank_.push_back(r + 1);
     }
   }

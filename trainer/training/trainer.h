@@ -51,6 +51,9 @@ struct TrainerOptions {
   // The task head's peak learning rate; <= 0: learning_rate. A fresh head
   // has further to go than the adapter's rows.
   double head_learning_rate = 1e-2;
+  // LoRA+ (Hayou et al., 2024): the up factors' (Wup, lora_B) rate relative
+  // to the down factors'; 1 trains both at learning_rate.
+  double up_lr_ratio = 1.0;
   // Training-time dropout rates; absent: what the backbone's config.json
   // declares (hidden_dropout_prob, attention_probs_dropout_prob,
   // classifier_dropout). Never applied at evaluation.

@@ -137,6 +137,37 @@ TEST(TrainerTest, LoraTrainsEveryRankAtOnce) {
   }
 }
 
+// LoRA+: the up factors step `up_lr_ratio` times as far. On the first step
+// the up factors start at zero, both runs see the same gradients, and
+// Adam's first update is lr * g / (|g| + eps): exactly proportional.
+TEST(TrainerTest, UpLrRatioScalesOnlyTheUpFactorsStep) {
+  auto encoder = TinyBert();
+  ASSERT_NE(encoder, nullptr);
+  TokenizedDataset data = SyntheticData(32);
+  std::vector<std::vector<at::Tensor>> after;
+  size_t factors = 0;  // down and up tensors, before the head's
+  for (double ratio : {1.0, 4.0}) {
+    TrainerOptions options = SmallOptions();
+    options.method = TrainMethod::kLora;
+    options.up_lr_ratio = ratio;
+    auto trainer = Trainer::Create(*encoder, data, options);
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    ASSERT_TRUE((*trainer)->RunSteps(1).ok());
+    after.push_back(Snapshot(**trainer));
+    factors = 2 * (*trainer)->adapter().factors().size();
+  }
+  ASSERT_GT(factors, 0u);
+  for (size_t i = 0; i < factors; i += 2) {
+    EXPECT_TRUE(at::equal(after[0][i], after[1][i])) << "down factor " << i / 2;
+    EXPECT_GT(after[0][i + 1].abs().max().item<double>(), 0) << "up factor " << i / 2;
+    EXPECT_TRUE(at::allclose(after[1][i + 1], after[0][i + 1] * 4, 1e-5, 1e-9))
+        << "up factor " << i / 2;
+  }
+  TrainerOptions bad = SmallOptions();
+  bad.up_lr_ratio = 0;
+  EXPECT_FALSE(Trainer::Create(*encoder, data, bad).ok());
+}
+
 TEST(TrainerTest, SameSeedSameAdapterBitForBit) {
   auto encoder = TinyBert();
   TokenizedDataset data = SyntheticData(64);
