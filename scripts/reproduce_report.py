@@ -679,11 +679,12 @@ def variant_label(run):
 
 
 def variant_order(run):
-    if run.method == "dylora" and run.update_mode == "full":
-        return 0
+    if run.method == "nested-dropout":
+        return 2
     if run.rank_distribution.startswith("geometric"):
         return 1
-    return 2 if run.method == "nested-dropout" else 3
+    # DyLoRA with uniform p_B in the other update mode than the main run's.
+    return 0 if run.method == "dylora" else 3
 
 
 PAPER_ABLATION = {0: "Table 4 compares frozen and full update",
@@ -717,10 +718,12 @@ def section_ablations(ablations, tasks, ranks):
     for task in sorted({r.task for r in ablations}, key=task_key):
         runs = [r for r in ablations if r.task == task]
         seeds = sorted({r.seed for r in runs})
-        ref = Variant("DyLoRA, frozen, uniform p_B (the main run)", -1)
-        main_runs = tasks[task].runs if task in tasks else []
+        main_runs = [r for r in (tasks[task].runs if task in tasks else [])
+                     if main_row(r) == "dylora"]
+        ref = Variant(f"{variant_label(main_runs[0]) if main_runs else 'DyLoRA'}"
+                      " (the main run)", -1)
         for r in main_runs:
-            if main_row(r) == "dylora" and r.seed in seeds:
+            if r.seed in seeds:
                 ref.add(r)
         variants = {}
         for r in sorted(runs, key=lambda r: (variant_order(r), r.id)):
