@@ -28,7 +28,19 @@ absl::Duration NonNegative(const std::string& flag, double value,
   return value * unit;
 }
 
-std::string Number(double value) { return absl::StrCat(value); }
+// A duration flag counted in `unit`s (its name carries the unit), bound to
+// `field`; the help shows the field's current value as the default.
+void AddDurationFlag(CLI::App& app, const std::string& flag,
+                     absl::Duration& field, absl::Duration unit,
+                     const std::string& description) {
+  app.add_option_function<double>(
+         flag,
+         [&field, flag, unit](double value) {
+           field = NonNegative(flag, value, unit);
+         },
+         description)
+      ->default_str(absl::StrCat(absl::FDivDuration(field, unit)));
+}
 
 }  // namespace
 
@@ -128,14 +140,8 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
       ->default_str(RankPolicyName(r.default_policy));
   app.add_option("--max-batch-size", b.max_batch_size, "rows per batch")
       ->capture_default_str();
-  app.add_option_function<double>(
-         "--max-queue-delay-ms",
-         [&b](double ms) {
-           b.max_queue_delay =
-               NonNegative("--max-queue-delay-ms", ms, absl::Milliseconds(1));
-         },
-         "longest wait for a batch to fill")
-      ->default_str(Number(absl::ToDoubleMilliseconds(b.max_queue_delay)));
+  AddDurationFlag(app, "--max-queue-delay-ms", b.max_queue_delay,
+                  absl::Milliseconds(1), "longest wait for a batch to fill");
   app.add_option("--queue-capacity", b.queue_capacity,
                  "rows queued at most; more are refused (RESOURCE_EXHAUSTED)")
       ->capture_default_str();
@@ -166,14 +172,8 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_option("--tls-key", o.tls_key, "PEM private key");
   app.add_option("--admin-token-file", o.admin_token_file,
                  "file holding the bearer token admin RPCs require");
-  app.add_option_function<double>(
-         "--drain-timeout-s",
-         [&o](double s) {
-           o.drain_timeout =
-               NonNegative("--drain-timeout-s", s, absl::Seconds(1));
-         },
-         "on SIGTERM, how long in-flight requests may take")
-      ->default_str(Number(absl::ToDoubleSeconds(o.drain_timeout)));
+  AddDurationFlag(app, "--drain-timeout-s", o.drain_timeout, absl::Seconds(1),
+                  "on SIGTERM, how long in-flight requests may take");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
 }
