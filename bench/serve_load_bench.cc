@@ -32,7 +32,7 @@
 #include "inference/grpc_service.grpc.pb.h"
 #include "proto/kserve/kserve_tensors.h"
 #include "server/app/grpc_server.h"
-#include "trainer/data/glue.h"
+#include "core/glue/glue.h"
 
 namespace dylora::bench {
 namespace {
@@ -176,14 +176,14 @@ int Main(int argc, char** argv) {
   std::map<std::pair<std::string, int>, Result> results;
   for (const Variant& variant : variants) {
     ServerOptions options;
-    options.runtime.model_dir = DYLORA_BENCH_MODEL_DIR;
+    options.runtime.model = DYLORA_BENCH_MODEL_DIR;
     options.runtime.backbone_name = "minilm";
-    options.runtime.intra_op_threads = threads;
-    options.runtime.batcher.max_batch_rows = max_batch;
+    options.runtime.threads = threads;
+    options.runtime.batcher.max_batch_size = max_batch;
     options.runtime.batcher.max_queue_delay =
         absl::Microseconds(static_cast<int64_t>(delay_ms * 1000));
-    options.runtime.engine.force_truncated = !variant.merged;
-    options.runtime.engine.merge_after_rows = 0;
+    options.runtime.engine.always_truncate = !variant.merged;
+    options.runtime.engine.merge_after = 0;
     options.host = "127.0.0.1";
     options.port = 0;
     options.metrics_port = -1;
