@@ -143,8 +143,11 @@ class Checker:
         if not source.exists():
             self.error("server/app/server_options.cc", "missing")
             return
-        self.flags = set(re.findall(r'add_(?:option|flag)\(\s*"--([a-z0-9-]+)"',
-                                    source.read_text()))
+        # add_option("--x", ...), add_flag(...), add_option_function<T>(...)
+        # and the duration helper AddDurationFlag(app, "--x", ...).
+        self.flags = set(re.findall(
+            r'(?:add_(?:option|flag)(?:_function<[^(]*)?\(|AddDurationFlag\(\s*app,)'
+            r'\s*"--([a-z0-9-]+)"', source.read_text()))
         if not self.flags:
             self.error("server/app/server_options.cc", "no flags found")
 
