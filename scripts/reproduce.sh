@@ -123,6 +123,11 @@ SWEEP_VARIANTS=(
   # Round 9: LoRA+ (the up factors train faster than the down ones).
   "sweep-1000-full-headlr1e-2-lr5e-4-up2        --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 5e-4 --up-lr-ratio 2"
   "sweep-1000-full-headlr1e-2-lr2.5e-4-up8      --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 2.5e-4 --up-lr-ratio 8"
+  # Round 10: rank 1 wants a gentler rate (lr 1e-3 -> 5e-4 helped it), rank 8
+  # a faster one (1e-3 gave it 0.870); --rank-lr-exponent gives each rank
+  # its own: a step at rank b trains at lr * (b/8)^exponent.
+  "sweep-1000-full-headlr1e-2-lr1e-3-rankexp0.5    --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 1e-3 --rank-lr-exponent 0.5"
+  "sweep-1000-full-headlr1e-2-lr1.5e-3-rankexp1    --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 1.5e-3 --rank-lr-exponent 1"
 )
 
 # Ablations (Tables 4 and 7) on one task, with that task's budget; the

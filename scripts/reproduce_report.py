@@ -45,7 +45,7 @@ DEFAULT_NOTES = ("_A human's commentary goes here; this block is kept when "
 SWEEP_BASE = "base"
 SWEEP_SETTINGS = ("targets", "head", "update_mode", "rank_distribution", "alpha",
                   "r_min", "r_max", "method")
-HYPER_ORDER = ("lr", "head_lr", "up_lr_ratio", "batch_size", "epochs", "max_steps", "warmup_ratio",
+HYPER_ORDER = ("lr", "head_lr", "up_lr_ratio", "rank_lr_exponent", "batch_size", "epochs", "max_steps", "warmup_ratio",
                "weight_decay", "max_grad_norm", "grad_accumulation", "max_seq_len",
                "hidden_dropout", "attention_dropout", "classifier_dropout")
 SWEEP_FLAT_SPREAD = 1.0  # points: "every rank within a point of the best"
@@ -413,6 +413,9 @@ def sweep_settings(run):
     # Runs from before --up-lr-ratio trained both factors at one rate.
     if values["up_lr_ratio"] is _UNSET:
         values["up_lr_ratio"] = 1.0
+    # ... and before --rank-lr-exponent at one rate for every rank.
+    if values["rank_lr_exponent"] is _UNSET:
+        values["rank_lr_exponent"] = 0.0
     for key in sorted(set(run.hyper) - set(HYPER_ORDER)):
         values[key] = run.hyper[key]
     return values

@@ -53,8 +53,7 @@ int main(int argc, char** argv) {
   // The sweep's choices (docs/reproduction.md): every linear layer, full
   // update (frozen is the paper's mode, and --update-mode frozen).
   std::string method = "dylora", distribution = "uniform", update = "full";
-  std::string targets =
-      "query,key,value,attention.output,intermediate,output";
+  std::string targets = "query,key,value,attention.output,intermediate,output";
   int threads = 0;
   // Negative: the rate the backbone's config.json declares.
   double hidden_dropout = -1, attention_dropout = -1, classifier_dropout = -1;
@@ -103,6 +102,10 @@ int main(int argc, char** argv) {
   app.add_option("--up-lr-ratio", t.up_lr_ratio,
                  "LoRA+: learning rate of the up factors (lora_B) relative to "
                  "--lr (1: the same)")
+      ->capture_default_str();
+  app.add_option("--rank-lr-exponent", t.rank_lr_exponent,
+                 "DyLoRA: a step at rank b trains the adapter at "
+                 "(b/r_max)^exponent times --lr (0: the same at every rank)")
       ->capture_default_str();
   app.add_option("--head-lr", t.head_learning_rate,
                  "peak learning rate of the task head (0: --lr)")

@@ -9,13 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/adapter/adapter_io.h"
+#include "core/glue/metrics.h"
 #include "core/io/torch_tensors.h"
 #include "core/model/pooling_config.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
 #include "nlohmann/json.hpp"
-#include "core/glue/metrics.h"
 #include "trainer/eval/rank_eval.h"
 
 namespace dylora {
@@ -135,6 +135,7 @@ std::string ResultJson(const PipelineOptions& options, const Trainer& trainer,
         {"head_lr",
          t.head_learning_rate > 0 ? t.head_learning_rate : t.learning_rate},
         {"up_lr_ratio", t.up_lr_ratio},
+        {"rank_lr_exponent", t.rank_lr_exponent},
         {"batch_size", t.batch_size},
         {"grad_accumulation", t.grad_accumulation},
         {"group_by_length", t.group_by_length},

@@ -29,12 +29,13 @@ AdamW::AdamW(std::vector<ParamSlot> slots, AdamWOptions options)
   }
 }
 
-void AdamW::Step(double lr, const std::vector<bool>& active) {
+void AdamW::Step(double lr, const std::vector<double>& step_scales) {
   at::NoGradGuard no_grad;
   for (size_t i = 0; i < slots_.size(); ++i) {
-    if (!active.empty() && !active[i]) continue;
+    const double step_scale = step_scales.empty() ? 1.0 : step_scales[i];
+    if (step_scale == 0) continue;
     const ParamSlot& slot = slots_[i];
-    const double slot_lr = lr * slot.lr_scale;
+    const double slot_lr = lr * slot.lr_scale * step_scale;
     at::Tensor grad = slot.Grad();
     if (!grad.defined()) continue;
     at::Tensor param = slot.Param();  // a view: updates land in the tensor

@@ -46,9 +46,11 @@ class AdamW {
  public:
   explicit AdamW(std::vector<ParamSlot> slots, AdamWOptions options = {});
 
-  // One update at learning rate `lr` (times each slot's lr_scale) of the slots
-  // marked in `active` (all slots when `active` is empty) that have a gradient.
-  void Step(double lr, const std::vector<bool>& active = {});
+  // One update at learning rate `lr` times each slot's lr_scale times
+  // `step_scales[i]` (this step's multiplier; all 1 when empty) of the slots
+  // that have a gradient. A slot whose step scale is 0 is skipped whole: its
+  // moments and step count do not move either.
+  void Step(double lr, const std::vector<double>& step_scales = {});
   // Drops every gradient (set to none).
   void ZeroGrad();
 

@@ -78,6 +78,12 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
         "up-factor learning-rate ratio must be finite and > 0, got ",
         options.up_lr_ratio));
   }
+  if (!(options.rank_lr_exponent >= 0) ||
+      !std::isfinite(options.rank_lr_exponent)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "rank learning-rate exponent must be finite and >= 0, got ",
+        options.rank_lr_exponent));
+  }
   if (!(options.learning_rate > 0) || options.weight_decay < 0 ||
       options.warmup_ratio < 0 || options.warmup_ratio > 1) {
     return absl::InvalidArgumentError(
@@ -162,7 +168,8 @@ absl::Status Trainer::Init() {
     for (int64_t r = 0; r < config.r_max; ++r) {
       slots.push_back({f.down, 0, r, options_.weight_decay});
       slot_rank_.push_back(r + 1);
-      slots.push_back({f.up, 1, r, options_.weight_decay, options_.up_lr_ratio});
+      slots.push_back(
+          {f.up, 1, r, options_.weight_decay, options_.up_lr_ratio});
       slot_rank_.push_back(r + 1);
     }
   }
@@ -229,21 +236,24 @@ absl::StatusOr<at::Tensor> Trainer::Loss(const Batch& batch, int64_t rank,
   });
 }
 
-std::vector<bool> Trainer::ActiveSlots(int64_t rank) const {
-  std::vector<bool> active(slot_rank_.size());
-  const bool frozen = adapter_->config().update_mode == UpdateMode::kFrozen;
+std::vector<double> Trainer::SlotScales(int64_t rank) const {
+  std::vector<double> scales(slot_rank_.size(), 1.0);
+  const AdapterConfig& config = adapter_->config();
+  const bool frozen = config.update_mode == UpdateMode::kFrozen;
+  const bool one_rank = options_.method == TrainMethod::kDyLora;
+  const double adapter_scale =
+      one_rank ? std::pow(static_cast<double>(rank) /
+                              static_cast<double>(config.r_max),
+                          options_.rank_lr_exponent)
+               : 1.0;
   for (size_t i = 0; i < slot_rank_.size(); ++i) {
     const int64_t r = slot_rank_[i];
-    if (r == 0) {
-      active[i] = true;  // the head always trains
-    } else if (options_.method == TrainMethod::kNestedDropout ||
-               options_.method == TrainMethod::kFull) {
-      active[i] = true;  // the sum loss reaches every rank
-    } else {
-      active[i] = frozen ? r == rank : r <= rank;
-    }
+    if (r == 0) continue;     // the head always trains at its own rate
+    if (!one_rank) continue;  // LoRA and the sum loss reach every rank
+    const bool trained = frozen ? r == rank : r <= rank;
+    scales[i] = trained ? adapter_scale : 0.0;
   }
-  return active;
+  return scales;
 }
 
 absl::Status Trainer::RunSteps(
@@ -292,7 +302,7 @@ absl::Status Trainer::RunSteps(
         ClipGradNorm(optimizer_->Parameters(), options_.max_grad_norm);
     const double lr = LinearWarmupDecay(options_.learning_rate, step_,
                                         warmup_steps_, total_steps_);
-    optimizer_->Step(lr, ActiveSlots(rank));
+    optimizer_->Step(lr, SlotScales(rank));
     optimizer_->ZeroGrad();
     ++step_;
     if (on_step) {

@@ -54,6 +54,11 @@ struct TrainerOptions {
   // LoRA+ (Hayou et al., 2024): the up factors' (Wup, lora_B) rate relative
   // to the down factors'; 1 trains both at learning_rate.
   double up_lr_ratio = 1.0;
+  // DyLoRA: a step at rank b trains the adapter at (b / r_max)^exponent
+  // times the scheduled rate (0: the same rate at every rank). The alpha/b
+  // scale makes one Adam step at rank 1 move the layer's output r_max times
+  // further than one at r_max; an exponent > 0 evens that out.
+  double rank_lr_exponent = 0.0;
   // Training-time dropout rates; absent: what the backbone's config.json
   // declares (hidden_dropout_prob, attention_probs_dropout_prob,
   // classifier_dropout). Never applied at evaluation.
@@ -131,7 +136,9 @@ class Trainer {
   // Draws dropout masks, so not const.
   absl::StatusOr<at::Tensor> Loss(const Batch& batch, int64_t rank,
                                   UpdateMode mode);
-  std::vector<bool> ActiveSlots(int64_t rank) const;
+  // Each optimizer slot's multiplier at a step of `rank` (AdamW::Step's
+  // step_scales): 0 for the ranks the step does not train.
+  std::vector<double> SlotScales(int64_t rank) const;
   std::string StateJson() const;
   // The data order of epoch `epoch` (shuffled, grouped by length if asked).
   std::vector<size_t> OrderOfEpoch(int64_t epoch) const;

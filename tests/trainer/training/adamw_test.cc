@@ -20,7 +20,8 @@ struct ScalarAdamW {
     m = 0.9 * m + 0.1 * g;
     v = 0.999 * v + 0.001 * g * g;
     const double m_hat = m / (1 - std::pow(0.9, t));
-    const double denom = std::sqrt(v) / std::sqrt(1 - std::pow(0.999, t)) + 1e-8;
+    const double denom =
+        std::sqrt(v) / std::sqrt(1 - std::pow(0.999, t)) + 1e-8;
     p -= lr * m_hat / denom;
   }
 };
@@ -49,10 +50,21 @@ TEST(AdamWTest, InactiveSlotsAndSlotsWithoutGradientStayBitIdentical) {
   AdamW optimizer(slots);
   at::Tensor before = down.detach().clone();
   down.mutable_grad() = at::ones({4, 3});
-  optimizer.Step(0.1, {false, false, true, false});
+  optimizer.Step(0.1, {0, 0, 1, 0});
   for (int64_t r = 0; r < 4; ++r) {
     EXPECT_EQ(at::equal(down[r], before[r]), r != 2) << "row " << r;
   }
+}
+
+TEST(AdamWTest, AStepScaleMultipliesThatSlotsLearningRate) {
+  // Adam's first step moves each element by lr (the moments normalise the
+  // gradient away), so a slot scaled by 0.25 moves a quarter as far.
+  at::Tensor w = at::zeros({2, 3}).requires_grad_(true);
+  AdamW optimizer({ParamSlot{w, 0, 0}, ParamSlot{w, 0, 1}});
+  w.mutable_grad() = at::ones({2, 3});
+  optimizer.Step(0.1, {1.0, 0.25});
+  EXPECT_NEAR(w[0][0].item<double>(), -0.1, 1e-6);
+  EXPECT_NEAR(w[1][0].item<double>(), -0.025, 1e-6);
 }
 
 TEST(AdamWTest, StateRoundTripsAndRejectsForeignState) {
@@ -63,7 +75,8 @@ TEST(AdamWTest, StateRoundTripsAndRejectsForeignState) {
   AdamW b({ParamSlot{w}});
   ASSERT_TRUE(b.RestoreState(a.StateTensors()).ok());
   for (size_t i = 0; i < a.StateTensors().size(); ++i) {
-    EXPECT_TRUE(at::equal(a.StateTensors()[i].second, b.StateTensors()[i].second));
+    EXPECT_TRUE(
+        at::equal(a.StateTensors()[i].second, b.StateTensors()[i].second));
   }
   at::Tensor other = at::randn({3}).requires_grad_(true);
   AdamW c({ParamSlot{other}});

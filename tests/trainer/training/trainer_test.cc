@@ -159,12 +159,56 @@ TEST(TrainerTest, UpLrRatioScalesOnlyTheUpFactorsStep) {
   ASSERT_GT(factors, 0u);
   for (size_t i = 0; i < factors; i += 2) {
     EXPECT_TRUE(at::equal(after[0][i], after[1][i])) << "down factor " << i / 2;
-    EXPECT_GT(after[0][i + 1].abs().max().item<double>(), 0) << "up factor " << i / 2;
+    EXPECT_GT(after[0][i + 1].abs().max().item<double>(), 0)
+        << "up factor " << i / 2;
     EXPECT_TRUE(at::allclose(after[1][i + 1], after[0][i + 1] * 4, 1e-5, 1e-9))
         << "up factor " << i / 2;
   }
   TrainerOptions bad = SmallOptions();
   bad.up_lr_ratio = 0;
+  EXPECT_FALSE(Trainer::Create(*encoder, data, bad).ok());
+}
+
+// --rank-lr-exponent: a DyLoRA step at rank b moves the adapter
+// (b / r_max)^exponent as far. Same seed, so both runs sample the same rank
+// and see the same first gradients; Adam's first update is proportional to
+// the rate, and the head (rate unchanged) moves the same.
+TEST(TrainerTest, RankLrExponentScalesTheAdaptersStepByRank) {
+  auto encoder = TinyBert();
+  ASSERT_NE(encoder, nullptr);
+  TokenizedDataset data = SyntheticData(32);
+  std::vector<std::vector<at::Tensor>> after;
+  size_t factors = 0;
+  int64_t rank = 0;
+  int64_t r_max = 0;
+  for (double exponent : {0.0, 1.0}) {
+    TrainerOptions options = SmallOptions();
+    options.adapter.update_mode = UpdateMode::kFull;
+    options.rank_lr_exponent = exponent;
+    auto trainer = Trainer::Create(*encoder, data, options);
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    ASSERT_TRUE((*trainer)
+                    ->RunSteps(1, [&](const StepReport& r) { rank = r.rank; })
+                    .ok());
+    after.push_back(Snapshot(**trainer));
+    factors = 2 * (*trainer)->adapter().factors().size();
+    r_max = (*trainer)->adapter().config().r_max;
+  }
+  ASSERT_GT(factors, 0u);
+  ASSERT_LT(rank, r_max) << "pick a seed whose first rank is below r_max";
+  // The up factors start at zero, so their first step is Adam's alone
+  // (the down factors' is weight decay only: their gradient is zero).
+  const double scale = static_cast<double>(rank) / static_cast<double>(r_max);
+  for (size_t i = 1; i < factors; i += 2) {
+    EXPECT_GT(after[0][i].abs().max().item<double>(), 0) << "factor " << i;
+    EXPECT_TRUE(at::allclose(after[1][i], after[0][i] * scale, 1e-5, 1e-9))
+        << "up factor " << i / 2 << " at rank " << rank;
+  }
+  for (size_t i = factors; i < after[0].size(); ++i) {
+    EXPECT_TRUE(at::equal(after[0][i], after[1][i])) << "head tensor " << i;
+  }
+  TrainerOptions bad = SmallOptions();
+  bad.rank_lr_exponent = -1;
   EXPECT_FALSE(Trainer::Create(*encoder, data, bad).ok());
 }
 
