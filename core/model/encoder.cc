@@ -245,10 +245,90 @@ absl::Status Encoder::ValidateInputs(const EncoderInputs& in) const {
   return absl::OkStatus();
 }
 
+at::Tensor Encoder::Embed(const at::Tensor& ids, const at::Tensor& types,
+                          const at::Tensor& positions) const {
+  const EncoderWeights& w = weights_;
+  // Same summation order as HF: (words + token types) + positions.
+  at::Tensor x = at::embedding(w.word_embeddings, ids)
+                     .add(at::embedding(w.token_type_embeddings, types))
+                     .add(at::embedding(w.position_embeddings, positions));
+  return LayerNorm(x, w.embeddings_norm, config_.layer_norm_eps);
+}
+
+at::Tensor Encoder::Attend(const at::Tensor& q, const at::Tensor& k,
+                           const at::Tensor& v,
+                           const std::optional<at::Tensor>& mask,
+                           Dropout* dropout) const {
+  const EncoderConfig& c = config_;
+  const int64_t batch = q.size(0);
+  const int64_t seq = q.size(1);
+  const at::Tensor qh = SplitHeads(q, c.num_attention_heads);
+  const at::Tensor kh = SplitHeads(k, c.num_attention_heads);
+  const at::Tensor vh = SplitHeads(v, c.num_attention_heads);
+  at::Tensor context;
+  if (dropout != nullptr && dropout->attention > 0) {
+    // SDPA's own dropout draws from the global generator; spelled out so
+    // the masks come from ours.
+    at::Tensor scores =
+        at::matmul(qh, kh.transpose(-1, -2))
+            .mul(1.0 / std::sqrt(static_cast<double>(c.head_dim())));
+    if (mask) scores = scores.add(*mask);
+    context = at::matmul(ApplyDropout(at::softmax(scores, -1),
+                                      dropout->attention, dropout->generator),
+                         vh);
+  } else {
+    context = at::scaled_dot_product_attention(qh, kh, vh, mask);
+  }
+  return context.transpose(1, 2).reshape({batch, seq, c.hidden_size});
+}
+
+at::Tensor Encoder::Layers(at::Tensor x, const LinearHook* hook,
+                           Dropout* dropout,
+                           const AttentionFunction& attend) const {
+  const EncoderConfig& c = config_;
+  const double hidden_p = dropout == nullptr ? 0 : dropout->hidden;
+  // Training-time dropout where BERT has it; identity without `dropout`.
+  auto drop = [&](const at::Tensor& t) {
+    return hidden_p > 0 ? ApplyDropout(t, hidden_p, dropout->generator) : t;
+  };
+  x = drop(x);
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const EncoderLayerWeights& l = weights_.layers[static_cast<size_t>(i)];
+    // Named, so the hook sees query, key, value in order (argument
+    // evaluation order is unspecified).
+    const at::Tensor q = Linear(hook, i, LinearKind::kQuery, l.query, x);
+    const at::Tensor k = Linear(hook, i, LinearKind::kKey, l.key, x);
+    const at::Tensor v = Linear(hook, i, LinearKind::kValue, l.value, x);
+    const at::Tensor context = attend(q, k, v);
+    const at::Tensor attn = Linear(hook, i, LinearKind::kAttentionOutput,
+                                   l.attention_output, context);
+    x = LayerNorm(drop(attn).add(x), l.attention_norm, c.layer_norm_eps);
+    const at::Tensor inter =
+        Activate(c.hidden_act,
+                 Linear(hook, i, LinearKind::kIntermediate, l.intermediate, x));
+    const at::Tensor out =
+        Linear(hook, i, LinearKind::kOutput, l.output, inter);
+    x = LayerNorm(drop(out).add(x), l.output_norm, c.layer_norm_eps);
+  }
+  return x;
+}
+
+void Encoder::Pool(EncoderOutputs& outputs) const {
+  if (!weights_.pooler.has_value()) return;
+  outputs.pooler_output = at::tanh(at::linear(
+      outputs.last_hidden_state.select(1, 0), weights_.pooler->weight,
+      weights_.pooler->bias));
+}
+
+std::optional<at::Tensor> Encoder::AdditiveMask(const at::Tensor& mask01) const {
+  return at::rsub(mask01, 1)
+      .mul(LowestFinite(options_.dtype))
+      .view({mask01.size(0), 1, 1, mask01.size(1)});
+}
+
 EncoderOutputs Encoder::Run(const EncoderInputs& in, const LinearHook* hook,
                             Dropout* dropout, bool check_padding) const {
   const EncoderConfig& c = config_;
-  const EncoderWeights& w = weights_;
   const at::Tensor ids = in.input_ids.to(options_.device, at::kLong);
   const int64_t batch = ids.size(0);
   const int64_t seq = ids.size(1);
@@ -269,76 +349,65 @@ EncoderOutputs Encoder::Run(const EncoderInputs& in, const LinearHook* hook,
                     .unsqueeze(0)
                     .expand({batch, seq});
   }
-  // Same summation order as HF: (words + token types) + positions.
-  at::Tensor x = at::embedding(w.word_embeddings, ids)
-                     .add(at::embedding(w.token_type_embeddings, types))
-                     .add(at::embedding(w.position_embeddings, positions));
-  x = LayerNorm(x, w.embeddings_norm, c.layer_norm_eps);
-  // Training-time dropout where BERT has it; identity without `dropout`.
-  auto drop = [&](const at::Tensor& t, double p) {
-    return dropout == nullptr ? t : ApplyDropout(t, p, dropout->generator);
-  };
-  const double hidden_p = dropout == nullptr ? 0 : dropout->hidden;
-  const double attention_p = dropout == nullptr ? 0 : dropout->attention;
-  x = drop(x, hidden_p);
+  const at::Tensor x = Embed(ids, types, positions);
 
   // Additive key mask [B, 1, 1, S]; none when nothing is padded (as HF).
   std::optional<at::Tensor> mask;
   at::Tensor mask01;
   if (in.attention_mask.defined()) {
-    const at::Tensor m = in.attention_mask.to(options_.device, options_.dtype);
-    mask01 = m;
+    mask01 = in.attention_mask.to(options_.device, options_.dtype);
     // Forward checks for an all-ones mask (a device sync); ForwardUnchecked's
     // callers pass no mask when nothing is padded.
-    if (!check_padding || !m.eq(1).all().item<bool>()) {
-      mask = at::rsub(m, 1)
-                 .mul(LowestFinite(options_.dtype))
-                 .view({batch, 1, 1, seq});
+    if (!check_padding || !mask01.eq(1).all().item<bool>()) {
+      mask = AdditiveMask(mask01);
     }
   }
-
-  const int64_t heads = c.num_attention_heads;
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-    const EncoderLayerWeights& l = w.layers[static_cast<size_t>(i)];
-    const at::Tensor q =
-        SplitHeads(Linear(hook, i, LinearKind::kQuery, l.query, x), heads);
-    const at::Tensor k =
-        SplitHeads(Linear(hook, i, LinearKind::kKey, l.key, x), heads);
-    const at::Tensor v =
-        SplitHeads(Linear(hook, i, LinearKind::kValue, l.value, x), heads);
-    at::Tensor context;
-    if (attention_p > 0) {
-      // SDPA's own dropout draws from the global generator; spelled out so
-      // the masks come from ours.
-      at::Tensor scores =
-          at::matmul(q, k.transpose(-1, -2))
-              .mul(1.0 / std::sqrt(static_cast<double>(c.head_dim())));
-      if (mask) scores = scores.add(*mask);
-      context = at::matmul(drop(at::softmax(scores, -1), attention_p), v);
-    } else {
-      context = at::scaled_dot_product_attention(q, k, v, mask);
-    }
-    context = context.transpose(1, 2).reshape({batch, seq, c.hidden_size});
-    const at::Tensor attn = Linear(hook, i, LinearKind::kAttentionOutput,
-                                   l.attention_output, context);
-    x = LayerNorm(drop(attn, hidden_p).add(x), l.attention_norm,
-                  c.layer_norm_eps);
-    const at::Tensor inter =
-        Activate(c.hidden_act,
-                 Linear(hook, i, LinearKind::kIntermediate, l.intermediate, x));
-    const at::Tensor out =
-        Linear(hook, i, LinearKind::kOutput, l.output, inter);
-    x = LayerNorm(drop(out, hidden_p).add(x), l.output_norm, c.layer_norm_eps);
-  }
-
   EncoderOutputs result;
-  result.last_hidden_state = x;
+  result.last_hidden_state = Layers(
+      x, hook, dropout,
+      [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+        return Attend(q, k, v, mask, dropout);
+      });
   result.attention_mask = mask01;
-  if (w.pooler.has_value()) {
-    result.pooler_output =
-        at::tanh(at::linear(x.select(1, 0), w.pooler->weight, w.pooler->bias));
-  }
+  Pool(result);
   return result;
+}
+
+absl::StatusOr<EncoderOutputs> Encoder::ForwardPacked(
+    const PackedInputs& in, const LinearHook* hook) const {
+  return CallTorch("encoder forward (packed)", [&] {
+    const int64_t rows = in.rows;
+    const int64_t longest = in.longest;
+    const int64_t hidden = config_.hidden_size;
+    const bool padded = in.attention_mask.defined();
+    // [tokens, H] <-> [rows, longest, H]. Unpadded, the packed layout is
+    // the padded one and both are views.
+    auto to_padded = [&](const at::Tensor& t) {
+      if (!padded) return t.view({rows, longest, hidden});
+      return at::zeros({rows * longest, hidden}, t.options())
+          .index_copy_(0, in.padded_index, t)
+          .view({rows, longest, hidden});
+    };
+    auto to_packed = [&](const at::Tensor& t) {
+      const at::Tensor flat = t.reshape({rows * longest, hidden});
+      return padded ? flat.index_select(0, in.padded_index) : flat;
+    };
+    std::optional<at::Tensor> mask;
+    if (padded) mask = AdditiveMask(in.attention_mask.to(options_.dtype));
+
+    const at::Tensor x =
+        Embed(in.input_ids, in.token_type_ids, in.position_ids);
+    EncoderOutputs result;
+    result.last_hidden_state = to_padded(Layers(
+        x, hook, /*dropout=*/nullptr,
+        [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+          return to_packed(Attend(to_padded(q), to_padded(k), to_padded(v),
+                                  mask, /*dropout=*/nullptr));
+        }));
+    result.attention_mask = in.attention_mask;
+    Pool(result);
+    return result;
+  });
 }
 
 absl::StatusOr<EncoderOutputs> Encoder::Forward(const EncoderInputs& inputs,

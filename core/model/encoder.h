@@ -6,8 +6,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "core/model/dropout.h"
 #include "core/model/encoder_weights.h"
 #include "core/model/linear_hook.h"
+#include "core/model/packed_inputs.h"
 
 namespace dylora {
 
@@ -78,6 +81,14 @@ class Encoder {
   absl::StatusOr<EncoderOutputs> ForwardUnchecked(
       const EncoderInputs& inputs, const LinearHook* hook = nullptr) const;
 
+  // The padding-free forward (core/model/packed_inputs.h), unchecked like
+  // ForwardUnchecked: the inputs come from PackRows over validated ids.
+  // last_hidden_state comes back in the padded [rows, longest, hidden]
+  // layout (zeros at padded positions) with the packed batch's mask, so
+  // pooling and heads take it as they take Forward's.
+  absl::StatusOr<EncoderOutputs> ForwardPacked(
+      const PackedInputs& inputs, const LinearHook* hook = nullptr) const;
+
   const EncoderConfig& config() const { return config_; }
   // Content fingerprint of model.safetensors (core/io/fingerprint.h); empty
   // for FromTensors without one.
@@ -112,6 +123,26 @@ class Encoder {
   // sync) and skip it when not.
   EncoderOutputs Run(const EncoderInputs& inputs, const LinearHook* hook,
                      Dropout* dropout, bool check_padding) const;
+
+  // The pieces Run and ForwardPacked share; all may throw.
+  // Word + token type + position embeddings, then LayerNorm (any shape).
+  at::Tensor Embed(const at::Tensor& ids, const at::Tensor& types,
+                   const at::Tensor& positions) const;
+  // q, k, v [B, S, H] -> attention context [B, S, H] (attention dropout
+  // from `dropout` when given).
+  at::Tensor Attend(const at::Tensor& q, const at::Tensor& k,
+                    const at::Tensor& v, const std::optional<at::Tensor>& mask,
+                    Dropout* dropout) const;
+  // Every encoder layer over x [..., H]; `attend` maps q, k, v (x's shape)
+  // to the context (x's shape), so the layers run padded or packed.
+  using AttentionFunction = std::function<at::Tensor(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&)>;
+  at::Tensor Layers(at::Tensor x, const LinearHook* hook, Dropout* dropout,
+                    const AttentionFunction& attend) const;
+  // mask01 [B, S] (1 = real) -> additive key mask [B, 1, 1, S].
+  std::optional<at::Tensor> AdditiveMask(const at::Tensor& mask01) const;
+  // Sets pooler_output from last_hidden_state when the model has a pooler.
+  void Pool(EncoderOutputs& outputs) const;
 
   const EncoderConfig config_;
   const EncoderWeights weights_;

@@ -24,6 +24,7 @@ namespace dylora {
 namespace {
 
 using ::dylora::testing::LoadFixtureTensors;
+using ::dylora::testing::MaxAbsDiff;
 using ::dylora::testing::ModelFixture;
 using ::dylora::testing::ScopedTempDir;
 using ::testing::AllOf;
@@ -302,6 +303,118 @@ TEST(EncoderForwardTest, UncheckedForwardEqualsForward) {
   ASSERT_TRUE(with_mask.ok() && no_mask.ok());
   EXPECT_TRUE(at::allclose(with_mask->last_hidden_state, no_mask->last_hidden_state,
                            1e-6, 1e-6));
+}
+
+// ---- padding-free (packed) batches ----
+
+// The rows as PackRows wants them (ids and zero types).
+struct HostRows {
+  std::vector<std::vector<int32_t>> ids, types;
+  std::vector<PackedRow> Views() const {
+    std::vector<PackedRow> views;
+    for (size_t r = 0; r < ids.size(); ++r) views.push_back({ids[r], types[r]});
+    return views;
+  }
+};
+
+HostRows MakeRows(const std::vector<std::vector<int32_t>>& ids) {
+  HostRows rows{ids, {}};
+  for (const auto& row : ids) rows.types.emplace_back(row.size(), 0);
+  return rows;
+}
+
+// The same rows right-padded with `pad` and their mask, for Forward.
+EncoderInputs PaddedInputs(const HostRows& rows, int64_t pad) {
+  size_t longest = 0;
+  for (const auto& row : rows.ids) longest = std::max(longest, row.size());
+  const auto batch = static_cast<int64_t>(rows.ids.size());
+  at::Tensor ids = at::full({batch, static_cast<int64_t>(longest)}, pad, at::kLong);
+  at::Tensor mask = at::zeros_like(ids);
+  for (int64_t r = 0; r < batch; ++r) {
+    for (size_t t = 0; t < rows.ids[r].size(); ++t) {
+      ids[r][static_cast<int64_t>(t)] = rows.ids[r][t];
+      mask[r][static_cast<int64_t>(t)] = 1;
+    }
+  }
+  return {ids, at::zeros_like(ids), mask};
+}
+
+// Packed and padded runs agree on every real token and on the pooler, for
+// BERT (positions from 0) and RoBERTa (positions after padding_idx; a pad id
+// inside a row keeps padding_idx), with mixed lengths and equal ones.
+TEST(EncoderPackedTest, PackedForwardEqualsPaddedForward) {
+  for (const std::string& dir : {TinyBert(), ModelFixture("tiny-roberta")}) {
+    SCOPED_TRACE(dir);
+    auto encoder = LoadTiny(dir);
+    ASSERT_NE(encoder, nullptr);
+    const int64_t pad = encoder->config().pad_token_id;
+    for (const auto& ids : std::vector<std::vector<std::vector<int32_t>>>{
+             {{7, 8, 9}, {4, 5, 6, 7, 8}, {11}, {3, static_cast<int32_t>(pad), 5, 6}},
+             {{7, 8, 9}, {4, 5, 6}}}) {
+      HostRows rows = MakeRows(ids);
+      auto padded = encoder->Forward(PaddedInputs(rows, pad));
+      ASSERT_TRUE(padded.ok()) << padded.status();
+      auto packed = encoder->ForwardPacked(
+          PackRows(rows.Views(), encoder->config(), encoder->device()));
+      ASSERT_TRUE(packed.ok()) << packed.status();
+      ASSERT_EQ(packed->last_hidden_state.sizes(),
+                padded->last_hidden_state.sizes());
+      for (size_t r = 0; r < ids.size(); ++r) {
+        const auto length = static_cast<int64_t>(ids[r].size());
+        EXPECT_LT(MaxAbsDiff(packed->last_hidden_state[r].narrow(0, 0, length),
+                             padded->last_hidden_state[r].narrow(0, 0, length)),
+                  1e-5)
+            << "row " << r;
+      }
+      if (padded->pooler_output.defined()) {
+        EXPECT_LT(MaxAbsDiff(packed->pooler_output, padded->pooler_output), 1e-5);
+      }
+      // The mask comes back for pooling when (and only when) rows differ.
+      const bool mixed = ids.front().size() != ids.back().size();
+      EXPECT_EQ(packed->attention_mask.defined(), mixed);
+    }
+  }
+}
+
+// A row's packed output does not depend on the other rows of its batch.
+TEST(EncoderPackedTest, ARowsOutputDoesNotDependOnItsBatch) {
+  auto encoder = LoadTiny();
+  ASSERT_NE(encoder, nullptr);
+  HostRows alone = MakeRows({{4, 5, 6, 7}});
+  HostRows batch = MakeRows({{9, 9, 9, 9, 9, 9, 9, 9}, {4, 5, 6, 7}, {3}});
+  auto a = encoder->ForwardPacked(
+      PackRows(alone.Views(), encoder->config(), encoder->device()));
+  auto b = encoder->ForwardPacked(
+      PackRows(batch.Views(), encoder->config(), encoder->device()));
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_LT(MaxAbsDiff(a->last_hidden_state[0],
+                       b->last_hidden_state[1].narrow(0, 0, 4)),
+            1e-5);
+  // Padded positions hold zeros, never another row's values.
+  EXPECT_EQ(b->last_hidden_state[2].narrow(0, 1, 7).abs().max().item<double>(), 0);
+}
+
+TEST(EncoderPackedTest, PackRowsNumbersPositionsLikeHuggingFace) {
+  EncoderConfig bert;
+  bert.family = EncoderFamily::kBert;
+  bert.position_offset = 0;
+  HostRows rows = MakeRows({{5, 6, 7}, {8}});
+  PackedInputs p = PackRows(rows.Views(), bert, c10::Device(c10::kCPU));
+  EXPECT_TRUE(at::equal(p.position_ids, at::tensor({0, 1, 2, 0}, at::kLong)));
+  EXPECT_TRUE(at::equal(p.padded_index, at::tensor({0, 1, 2, 3}, at::kLong)));
+  EXPECT_EQ(p.rows, 2);
+  EXPECT_EQ(p.longest, 3);
+  ASSERT_TRUE(p.attention_mask.defined());
+  EXPECT_TRUE(at::equal(p.attention_mask,
+                        at::tensor({1, 1, 1, 1, 0, 0}, at::kLong).view({2, 3})));
+
+  EncoderConfig roberta;
+  roberta.family = EncoderFamily::kRoberta;
+  roberta.pad_token_id = 1;
+  HostRows with_pad = MakeRows({{0, 5, 1, 6}});
+  PackedInputs q = PackRows(with_pad.Views(), roberta, c10::Device(c10::kCPU));
+  EXPECT_TRUE(at::equal(q.position_ids, at::tensor({2, 3, 1, 4}, at::kLong)));
+  EXPECT_FALSE(q.attention_mask.defined());
 }
 
 // ---- training-time dropout ----
