@@ -38,14 +38,25 @@ absl::StatusOr<std::unique_ptr<AdapterHook>> AdapterHook::Create(
   } else {
     DYLORA_RETURN_IF_ERROR(adapter.ValidateRank(spec.rank));
   }
-  return std::unique_ptr<AdapterHook>(
-      new AdapterHook(adapter, std::move(spec), width));
+  return CreateUnchecked(adapter, std::move(spec), width);
 }
 
-std::unique_ptr<AdapterHook> AdapterHook::CreateUnchecked(
+absl::StatusOr<std::unique_ptr<AdapterHook>> AdapterHook::CreateUnchecked(
     const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank) {
-  return std::unique_ptr<AdapterHook>(
-      new AdapterHook(adapter, std::move(spec), max_rank));
+  return CallTorch("adapter hook", [&] {
+    return std::unique_ptr<AdapterHook>(
+        new AdapterHook(adapter, std::move(spec), max_rank));
+  });
+}
+
+AdapterHook::AdapterHook(const DyLoraAdapter& adapter, RankSpec spec,
+                         int64_t width)
+    : adapter_(adapter), spec_(std::move(spec)), width_(width) {
+  if (spec_.per_row() && !adapter_.factors().empty()) {
+    const at::Tensor& down = adapter_.factors().front().second.down;
+    column_weights_ = UncheckedRankColumnWeights(
+        spec_.row_ranks, width_, adapter_.config().alpha, down.options());
+  }
 }
 
 at::Tensor AdapterHook::Apply(const LinearId& id, const at::Tensor& x,
@@ -56,6 +67,15 @@ at::Tensor AdapterHook::Apply(const LinearId& id, const at::Tensor& x,
   if (f == nullptr) return y;
   auto [down, up] = Matching(*f, x);
   const double alpha = adapter_.config().alpha;
+  if (x.dim() == 2) {
+    at::Tensor weights = column_weights_;
+    if (weights.defined() && weights.scalar_type() != x.scalar_type()) {
+      weights = weights.to(x.scalar_type());
+    }
+    UncheckedAddLowRank(y, x, down, up, alpha,
+                        spec_.per_row() ? width_ : spec_.rank, weights);
+    return y;
+  }
   if (!spec_.per_row()) {
     return y + UncheckedLowRankDelta(x, down, up, alpha, spec_.rank);
   }

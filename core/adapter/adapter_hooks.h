@@ -46,20 +46,24 @@ class AdapterHook : public LinearHook {
   // the caller guarantees every rank is in the adapter's range and passes
   // the largest one as `max_rank` (the server's engine, whose ranks were
   // resolved on the host).
-  static std::unique_ptr<AdapterHook> CreateUnchecked(
+  static absl::StatusOr<std::unique_ptr<AdapterHook>> CreateUnchecked(
       const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank);
 
   // For per-row ranks, x must be [batch, ..., in] with the spec's batch.
+  // A 2-D x (the server's packed [tokens, in]) takes the fused path
+  // (UncheckedAddLowRank).
   at::Tensor Apply(const LinearId& id, const at::Tensor& x,
                    const at::Tensor& weight,
                    const at::Tensor& bias) const override;
 
  private:
-  AdapterHook(const DyLoraAdapter& adapter, RankSpec spec, int64_t width)
-      : adapter_(adapter), spec_(std::move(spec)), width_(width) {}
+  AdapterHook(const DyLoraAdapter& adapter, RankSpec spec, int64_t width);
   const DyLoraAdapter& adapter_;
   const RankSpec spec_;
   const int64_t width_;  // largest rank in the batch
+  // Per-row ranks as [batch, width] weights (alpha / rank, masked), built
+  // once here instead of in every layer; undefined for a single rank.
+  at::Tensor column_weights_;
 };
 
 class TrainingHook : public LinearHook {

@@ -90,6 +90,25 @@ absl::Status ValidateRowRanks(const at::Tensor& ranks, int64_t r_min,
   return ValidateRank(hi, r_min, r_max);
 }
 
+at::Tensor UncheckedRankColumnWeights(const at::Tensor& ranks, int64_t width,
+                                      double alpha,
+                                      const at::TensorOptions& options) {
+  return RowColumnWeights(ranks, width, alpha, options);
+}
+
+void UncheckedAddLowRank(at::Tensor& y, const at::Tensor& x,
+                         const at::Tensor& down, const at::Tensor& up,
+                         double alpha, int64_t width,
+                         const at::Tensor& column_weights) {
+  at::Tensor h = at::mm(x, down.narrow(0, 0, width).t());  // [T, width]
+  double scale = alpha / static_cast<double>(width);
+  if (column_weights.defined()) {
+    h.mul_(column_weights);
+    scale = 1.0;
+  }
+  y.addmm_(h, up.narrow(1, 0, width).t(), /*beta=*/1, /*alpha=*/scale);
+}
+
 at::Tensor UncheckedLowRankDelta(const at::Tensor& x, const at::Tensor& down,
                                  const at::Tensor& up, double alpha,
                                  int64_t rank) {

@@ -63,6 +63,22 @@ at::Tensor UncheckedLowRankDeltaPerRow(const at::Tensor& x,
                                        const at::Tensor& ranks,
                                        int64_t width = -1);
 
+// The per-row weights of UncheckedLowRankDeltaPerRow as a matrix [B, width]:
+// alpha / ranks[i] on row i's first ranks[i] columns, 0 beyond. Built once
+// per batch by a serving hook, not once per layer.
+at::Tensor UncheckedRankColumnWeights(const at::Tensor& ranks, int64_t width,
+                                      double alpha,
+                                      const at::TensorOptions& options);
+
+// The serving form, fused: y [T, out] += low-rank term of x [T, in], in
+// place, with two GEMMs and no temporaries beyond the [T, width] activations.
+// `column_weights` [T, width] (UncheckedRankColumnWeights) gives each row its
+// rank; undefined, every row uses rank `width` scaled by alpha / width.
+void UncheckedAddLowRank(at::Tensor& y, const at::Tensor& x,
+                         const at::Tensor& down, const at::Tensor& up,
+                         double alpha, int64_t width,
+                         const at::Tensor& column_weights);
+
 // The factors truncated to rank b as the training forward uses them: in
 // kFrozen mode the first b-1 rows/columns are detached, so only the last one
 // receives gradients; in kFull mode all b do. Rows/columns above b are unused.

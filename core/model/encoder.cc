@@ -315,19 +315,20 @@ at::Tensor Encoder::Layers(at::Tensor x, const LinearHook* hook,
 
 void Encoder::Pool(EncoderOutputs& outputs) const {
   if (!weights_.pooler.has_value()) return;
-  outputs.pooler_output = at::tanh(at::linear(
-      outputs.last_hidden_state.select(1, 0), weights_.pooler->weight,
-      weights_.pooler->bias));
+  outputs.pooler_output =
+      at::tanh(at::linear(outputs.last_hidden_state.select(1, 0),
+                          weights_.pooler->weight, weights_.pooler->bias));
 }
 
-std::optional<at::Tensor> Encoder::AdditiveMask(const at::Tensor& mask01) const {
+std::optional<at::Tensor> Encoder::AdditiveMask(
+    const at::Tensor& mask01) const {
   return at::rsub(mask01, 1)
       .mul(LowestFinite(options_.dtype))
       .view({mask01.size(0), 1, 1, mask01.size(1)});
 }
 
 EncoderOutputs Encoder::Run(const EncoderInputs& in, const LinearHook* hook,
-                            Dropout* dropout, bool check_padding) const {
+                            Dropout* dropout) const {
   const EncoderConfig& c = config_;
   const at::Tensor ids = in.input_ids.to(options_.device, at::kLong);
   const int64_t batch = ids.size(0);
@@ -356,9 +357,7 @@ EncoderOutputs Encoder::Run(const EncoderInputs& in, const LinearHook* hook,
   at::Tensor mask01;
   if (in.attention_mask.defined()) {
     mask01 = in.attention_mask.to(options_.device, options_.dtype);
-    // Forward checks for an all-ones mask (a device sync); ForwardUnchecked's
-    // callers pass no mask when nothing is padded.
-    if (!check_padding || !mask01.eq(1).all().item<bool>()) {
+    if (!mask01.eq(1).all().item<bool>()) {
       mask = AdditiveMask(mask01);
     }
   }
@@ -428,16 +427,7 @@ absl::StatusOr<EncoderOutputs> Encoder::Forward(const EncoderInputs& inputs,
     return absl::InvalidArgumentError("dropout without a generator");
   }
   return CallTorch("encoder forward",
-                   [&] { return Run(inputs, hook, dropout, /*check_padding=*/true); });
-}
-
-absl::StatusOr<EncoderOutputs> Encoder::ForwardUnchecked(
-    const EncoderInputs& inputs, const LinearHook* hook) const {
-  return CallTorch("encoder forward",
-                   [&] {
-                     return Run(inputs, hook, /*dropout=*/nullptr,
-                                /*check_padding=*/false);
-                   });
+                   [&] { return Run(inputs, hook, dropout); });
 }
 
 }  // namespace dylora

@@ -71,18 +71,10 @@ class Encoder {
                                          const LinearHook* hook = nullptr,
                                          Dropout* dropout = nullptr) const;
 
-  // Forward without the input checks (and their device syncs), for callers
-  // that built the inputs from ids they validated on the host (the server's
-  // engine): every id < vocab_size, type id < type_vocab_size, mask 0/1,
-  // sequence length <= max_sequence_length(), and no attention_mask when no
-  // row is padded (a defined mask is applied without looking at it, so the
-  // forward never waits for the device). No dropout. LibTorch errors still
-  // come back as INTERNAL.
-  absl::StatusOr<EncoderOutputs> ForwardUnchecked(
-      const EncoderInputs& inputs, const LinearHook* hook = nullptr) const;
-
-  // The padding-free forward (core/model/packed_inputs.h), unchecked like
-  // ForwardUnchecked: the inputs come from PackRows over validated ids.
+  // The padding-free forward (core/model/packed_inputs.h), for callers that
+  // packed ids they validated on the host (the server's engine): no input
+  // checks, so no device syncs. No dropout. LibTorch errors come back as
+  // INTERNAL.
   // last_hidden_state comes back in the padded [rows, longest, hidden]
   // layout (zeros at padded positions) with the packed batch's mask, so
   // pooling and heads take it as they take Forward's.
@@ -118,11 +110,9 @@ class Encoder {
         fingerprint_(std::move(fingerprint)) {}
 
   absl::Status ValidateInputs(const EncoderInputs& inputs) const;
-  // The forward pass proper; may throw (Forward converts).
-  // `check_padding`: look whether a given mask pads anything (one device
-  // sync) and skip it when not.
+  // The padded forward pass proper; may throw (Forward converts).
   EncoderOutputs Run(const EncoderInputs& inputs, const LinearHook* hook,
-                     Dropout* dropout, bool check_padding) const;
+                     Dropout* dropout) const;
 
   // The pieces Run and ForwardPacked share; all may throw.
   // Word + token type + position embeddings, then LayerNorm (any shape).

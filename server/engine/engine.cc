@@ -18,37 +18,14 @@
 namespace dylora::serving {
 namespace {
 
-// [rows, longest] right-padded with `pad_id`, mask 1 on real tokens, built
-// on the host and copied to `device` once.
-EncoderInputs BuildInputs(const std::vector<const TokenizedText*>& rows,
-                          int64_t pad_id, c10::Device device) {
-  size_t longest = 0;
+// The batch's rows, padding-free (core/model/packed_inputs.h).
+PackedInputs Pack(const std::vector<const TokenizedText*>& rows,
+                  const Encoder& encoder) {
+  std::vector<PackedRow> views;
+  views.reserve(rows.size());
   for (const TokenizedText* row : rows)
-    longest = std::max(longest, row->ids.size());
-  const int64_t batch = static_cast<int64_t>(rows.size());
-  const int64_t seq = static_cast<int64_t>(longest);
-  at::Tensor ids = at::full({batch, seq}, pad_id, at::kLong);
-  at::Tensor types = at::zeros({batch, seq}, at::kLong);
-  at::Tensor mask = at::zeros({batch, seq}, at::kLong);
-  int64_t* ids_data = ids.data_ptr<int64_t>();
-  int64_t* types_data = types.data_ptr<int64_t>();
-  int64_t* mask_data = mask.data_ptr<int64_t>();
-  for (int64_t r = 0; r < batch; ++r) {
-    const TokenizedText& row = *rows[r];
-    for (size_t t = 0; t < row.ids.size(); ++t) {
-      ids_data[r * seq + t] = row.ids[t];
-      types_data[r * seq + t] = row.type_ids[t];
-      mask_data[r * seq + t] = 1;
-    }
-  }
-  // No mask when no row is padded: the encoder then skips masking, and it
-  // never has to read the mask back from the device to find that out.
-  const bool padded =
-      std::any_of(rows.begin(), rows.end(), [&](const TokenizedText* row) {
-        return static_cast<int64_t>(row->ids.size()) != seq;
-      });
-  return EncoderInputs{ids.to(device), types.to(device),
-                       padded ? mask.to(device) : at::Tensor()};
+    views.push_back({row->ids, row->type_ids});
+  return PackRows(views, encoder.config(), encoder.device());
 }
 
 // The real merge: MergedWeights on the encoder, costed by its bytes.
@@ -100,13 +77,12 @@ Engine::Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
 absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
   const auto start = std::chrono::steady_clock::now();
   c10::InferenceMode inference_mode;
-  DYLORA_ASSIGN_OR_RETURN(EncoderInputs inputs, BatchInputs(batch.rows));
-  DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out,
-                          encoder_->ForwardUnchecked(inputs));
+  DYLORA_ASSIGN_OR_RETURN(PackedInputs inputs, BatchInputs(batch.rows));
+  DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out, encoder_->ForwardPacked(inputs));
   DYLORA_ASSIGN_OR_RETURN(
       at::Tensor mask, CallTorch("the pooling mask", [&] {
-        return inputs.attention_mask.defined()
-                   ? inputs.attention_mask
+        return out.attention_mask.defined()
+                   ? out.attention_mask
                    : at::ones(out.last_hidden_state.sizes().slice(0, 2),
                               out.last_hidden_state.options().dtype(at::kLong));
       }));
@@ -136,24 +112,30 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
   }
 
   c10::InferenceMode inference_mode;
-  DYLORA_ASSIGN_OR_RETURN(EncoderInputs inputs, BatchInputs(batch.rows));
+  DYLORA_ASSIGN_OR_RETURN(PackedInputs inputs, BatchInputs(batch.rows));
   EncoderOutputs out;
   if (merged != nullptr) {
-    DYLORA_ASSIGN_OR_RETURN(out,
-                            encoder_->ForwardUnchecked(inputs, merged.get()));
+    DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardPacked(inputs, merged.get()));
   } else {
     RankSpec spec = RankSpec::Single(*low);
     if (!single_rank) {
+      // Packed: one rank per token, repeated from its row.
+      std::vector<int64_t> token_ranks;
+      token_ranks.reserve(static_cast<size_t>(inputs.tokens()));
+      for (size_t r = 0; r < batch.rows.size(); ++r) {
+        token_ranks.insert(token_ranks.end(), batch.rows[r]->ids.size(),
+                           batch.ranks[r]);
+      }
       DYLORA_ASSIGN_OR_RETURN(
           at::Tensor ranks, CallTorch("building the rank tensor", [&] {
-            return at::tensor(batch.ranks, at::kLong).to(encoder_->device());
+            return at::tensor(token_ranks, at::kLong).to(encoder_->device());
           }));
       spec = RankSpec::PerRow(std::move(ranks));
     }
-    const std::unique_ptr<AdapterHook> hook =
-        AdapterHook::CreateUnchecked(*adapter.adapter, std::move(spec), *high);
-    DYLORA_ASSIGN_OR_RETURN(out,
-                            encoder_->ForwardUnchecked(inputs, hook.get()));
+    DYLORA_ASSIGN_OR_RETURN(
+        const std::unique_ptr<AdapterHook> hook,
+        AdapterHook::CreateUnchecked(*adapter.adapter, std::move(spec), *high));
+    DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardPacked(inputs, hook.get()));
   }
   DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, adapter.head.Forward(out));
   return Finish(
@@ -162,12 +144,10 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
       batch.rows.size(), start);
 }
 
-absl::StatusOr<EncoderInputs> Engine::BatchInputs(
+absl::StatusOr<PackedInputs> Engine::BatchInputs(
     const std::vector<const TokenizedText*>& rows) const {
-  return CallTorch("building the batch tensors", [&] {
-    return BuildInputs(rows, encoder_->config().pad_token_id,
-                       encoder_->device());
-  });
+  return CallTorch("building the batch tensors",
+                   [&] { return Pack(rows, *encoder_); });
 }
 
 absl::StatusOr<BatchOutput> Engine::Finish(

@@ -37,7 +37,7 @@
 
 namespace dylora {
 class Encoder;
-struct EncoderInputs;
+struct PackedInputs;
 }  // namespace dylora
 
 namespace dylora::serving {
@@ -89,7 +89,7 @@ class Engine {
   std::shared_ptr<const MergedWeightsHook> MergedOrSchedule(
       const std::shared_ptr<const ServedAdapter>& adapter, int64_t rank,
       int64_t rows);
-  absl::StatusOr<EncoderInputs> BatchInputs(
+  absl::StatusOr<PackedInputs> BatchInputs(
       const std::vector<const TokenizedText*>& rows) const;
   // Copies `result` [rows, width] to the host as one row-major float vector
   // and records the batch's metrics.

@@ -101,6 +101,59 @@ TEST(AdapterHookTest, PerRowRanksEqualSeparateSingleRankForwards) {
   }
 }
 
+// The serving path: a packed batch of mixed lengths and mixed ranks (one
+// rank per token, repeated from its row) equals the padded forward with one
+// rank per row, within 1e-5 on every real token.
+TEST(AdapterHookTest, PackedMixedRanksEqualPaddedPerRowRanks) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  AdapterConfig config;
+  config.target_kinds = {
+      LinearKind::kQuery,        LinearKind::kKey,
+      LinearKind::kValue,        LinearKind::kAttentionOutput,
+      LinearKind::kIntermediate, LinearKind::kOutput};
+  auto adapter = RandomAdapter(*encoder, config);
+  ASSERT_NE(adapter, nullptr);
+  const std::vector<std::vector<int32_t>> ids = {
+      {5, 6, 7, 8, 9, 10, 11}, {12, 13}, {14, 15, 16, 17}, {18}};
+  const std::vector<int64_t> row_ranks = {1, 8, 3, 8};
+  std::vector<std::vector<int32_t>> types;
+  std::vector<PackedRow> rows;
+  std::vector<int64_t> token_ranks;
+  for (size_t r = 0; r < ids.size(); ++r) types.emplace_back(ids[r].size(), 0);
+  for (size_t r = 0; r < ids.size(); ++r) {
+    rows.push_back({ids[r], types[r]});
+    token_ranks.insert(token_ranks.end(), ids[r].size(), row_ranks[r]);
+  }
+  const int64_t longest = 7;
+  at::Tensor padded_ids = at::zeros({4, longest}, at::kLong);
+  at::Tensor mask = at::zeros({4, longest}, at::kLong);
+  for (int64_t r = 0; r < 4; ++r) {
+    for (size_t t = 0; t < ids[r].size(); ++t) {
+      padded_ids[r][static_cast<int64_t>(t)] = ids[r][t];
+      mask[r][static_cast<int64_t>(t)] = 1;
+    }
+  }
+  auto padded_hook = AdapterHook::Create(
+      *adapter, RankSpec::PerRow(at::tensor(row_ranks, at::kLong)));
+  auto packed_hook = AdapterHook::Create(
+      *adapter, RankSpec::PerRow(at::tensor(token_ranks, at::kLong)));
+  ASSERT_TRUE(padded_hook.ok() && packed_hook.ok());
+  at::Tensor padded =
+      Hidden(*encoder, {padded_ids, at::zeros_like(padded_ids), mask},
+             padded_hook->get());
+  auto packed = encoder->ForwardPacked(
+      PackRows(rows, encoder->config(), encoder->device()), packed_hook->get());
+  ASSERT_TRUE(packed.ok()) << packed.status();
+  for (int64_t r = 0; r < 4; ++r) {
+    const auto length = static_cast<int64_t>(ids[r].size());
+    EXPECT_LE(MaxAbsDiff(packed->last_hidden_state[r].narrow(0, 0, length),
+                         padded[r].narrow(0, 0, length)),
+              1e-5)
+        << "row " << r << " at rank " << row_ranks[r];
+  }
+}
+
 TEST(AdapterHookTest, RanksAreValidated) {
   auto encoder = LoadTinyBert();
   ASSERT_NE(encoder, nullptr);

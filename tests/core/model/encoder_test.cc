@@ -283,28 +283,6 @@ TEST(EncoderForwardTest, PaddingDoesNotChangeRealTokens) {
                            1e-5));
 }
 
-// ForwardUnchecked (the server's path) computes what Forward does, for a
-// padded batch with its mask and for an unpadded one without a mask.
-TEST(EncoderForwardTest, UncheckedForwardEqualsForward) {
-  auto encoder = LoadTiny();
-  ASSERT_NE(encoder, nullptr);
-  at::Tensor padded = at::tensor({7, 8, 9, 0, 0, 4, 5, 6, 7, 8}, at::kLong).view({2, 5});
-  at::Tensor mask = at::tensor({1, 1, 1, 0, 0, 1, 1, 1, 1, 1}, at::kLong).view({2, 5});
-  at::Tensor types = at::zeros_like(padded);
-  auto checked = encoder->Forward({padded, types, mask});
-  auto unchecked = encoder->ForwardUnchecked({padded, types, mask});
-  ASSERT_TRUE(checked.ok() && unchecked.ok());
-  EXPECT_TRUE(at::allclose(checked->last_hidden_state, unchecked->last_hidden_state,
-                           1e-6, 1e-6));
-
-  at::Tensor full = padded.slice(0, 1, 2);
-  auto with_mask = encoder->Forward({full, {}, at::ones_like(full)});
-  auto no_mask = encoder->ForwardUnchecked({full, {}, {}});
-  ASSERT_TRUE(with_mask.ok() && no_mask.ok());
-  EXPECT_TRUE(at::allclose(with_mask->last_hidden_state, no_mask->last_hidden_state,
-                           1e-6, 1e-6));
-}
-
 // ---- padding-free (packed) batches ----
 
 // The rows as PackRows wants them (ids and zero types).
@@ -328,7 +306,8 @@ EncoderInputs PaddedInputs(const HostRows& rows, int64_t pad) {
   size_t longest = 0;
   for (const auto& row : rows.ids) longest = std::max(longest, row.size());
   const auto batch = static_cast<int64_t>(rows.ids.size());
-  at::Tensor ids = at::full({batch, static_cast<int64_t>(longest)}, pad, at::kLong);
+  at::Tensor ids =
+      at::full({batch, static_cast<int64_t>(longest)}, pad, at::kLong);
   at::Tensor mask = at::zeros_like(ids);
   for (int64_t r = 0; r < batch; ++r) {
     for (size_t t = 0; t < rows.ids[r].size(); ++t) {
@@ -349,7 +328,10 @@ TEST(EncoderPackedTest, PackedForwardEqualsPaddedForward) {
     ASSERT_NE(encoder, nullptr);
     const int64_t pad = encoder->config().pad_token_id;
     for (const auto& ids : std::vector<std::vector<std::vector<int32_t>>>{
-             {{7, 8, 9}, {4, 5, 6, 7, 8}, {11}, {3, static_cast<int32_t>(pad), 5, 6}},
+             {{7, 8, 9},
+              {4, 5, 6, 7, 8},
+              {11},
+              {3, static_cast<int32_t>(pad), 5, 6}},
              {{7, 8, 9}, {4, 5, 6}}}) {
       HostRows rows = MakeRows(ids);
       auto padded = encoder->Forward(PaddedInputs(rows, pad));
@@ -367,7 +349,8 @@ TEST(EncoderPackedTest, PackedForwardEqualsPaddedForward) {
             << "row " << r;
       }
       if (padded->pooler_output.defined()) {
-        EXPECT_LT(MaxAbsDiff(packed->pooler_output, padded->pooler_output), 1e-5);
+        EXPECT_LT(MaxAbsDiff(packed->pooler_output, padded->pooler_output),
+                  1e-5);
       }
       // The mask comes back for pooling when (and only when) rows differ.
       const bool mixed = ids.front().size() != ids.back().size();
@@ -391,7 +374,8 @@ TEST(EncoderPackedTest, ARowsOutputDoesNotDependOnItsBatch) {
                        b->last_hidden_state[1].narrow(0, 0, 4)),
             1e-5);
   // Padded positions hold zeros, never another row's values.
-  EXPECT_EQ(b->last_hidden_state[2].narrow(0, 1, 7).abs().max().item<double>(), 0);
+  EXPECT_EQ(b->last_hidden_state[2].narrow(0, 1, 7).abs().max().item<double>(),
+            0);
 }
 
 TEST(EncoderPackedTest, PackRowsNumbersPositionsLikeHuggingFace) {
@@ -405,8 +389,9 @@ TEST(EncoderPackedTest, PackRowsNumbersPositionsLikeHuggingFace) {
   EXPECT_EQ(p.rows, 2);
   EXPECT_EQ(p.longest, 3);
   ASSERT_TRUE(p.attention_mask.defined());
-  EXPECT_TRUE(at::equal(p.attention_mask,
-                        at::tensor({1, 1, 1, 1, 0, 0}, at::kLong).view({2, 3})));
+  EXPECT_TRUE(
+      at::equal(p.attention_mask,
+                at::tensor({1, 1, 1, 1, 0, 0}, at::kLong).view({2, 3})));
 
   EncoderConfig roberta;
   roberta.family = EncoderFamily::kRoberta;
