@@ -128,6 +128,9 @@ SWEEP_VARIANTS=(
   # its own: a step at rank b trains at lr * (b/8)^exponent.
   "sweep-1000-full-headlr1e-2-lr1e-3-rankexp0.5    --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 1e-3 --rank-lr-exponent 0.5"
   "sweep-1000-full-headlr1e-2-lr1.5e-3-rankexp1    --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 1.5e-3 --rank-lr-exponent 1"
+  # Round 11: exponent 0.5 lifted every rank but rank 1 (0.859); give rank 1
+  # more draws too (geometric 0.1: rank 1 drawn 2.1x as often as rank 8).
+  "sweep-1000-full-headlr1e-2-lr1e-3-rankexp0.5-geometric0.1  --max-steps 1000 --update-mode full --head-lr 1e-2 --lr 1e-3 --rank-lr-exponent 0.5 --rank-distribution geometric:0.1"
 )
 
 # Ablations (Tables 4 and 7) on one task, with that task's budget; the

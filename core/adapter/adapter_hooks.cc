@@ -28,7 +28,8 @@ std::pair<at::Tensor, at::Tensor> Matching(const LoraFactors& f,
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AdapterHook>> AdapterHook::Create(
-    const DyLoraAdapter& adapter, RankSpec spec) {
+    const DyLoraAdapter& adapter, RankSpec spec,
+    std::shared_ptr<const LinearHook> base) {
   const AdapterConfig& c = adapter.config();
   int64_t width = spec.rank;
   if (spec.per_row()) {
@@ -38,20 +39,24 @@ absl::StatusOr<std::unique_ptr<AdapterHook>> AdapterHook::Create(
   } else {
     DYLORA_RETURN_IF_ERROR(adapter.ValidateRank(spec.rank));
   }
-  return CreateUnchecked(adapter, std::move(spec), width);
+  return CreateUnchecked(adapter, std::move(spec), width, std::move(base));
 }
 
 absl::StatusOr<std::unique_ptr<AdapterHook>> AdapterHook::CreateUnchecked(
-    const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank) {
+    const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank,
+    std::shared_ptr<const LinearHook> base) {
   return CallTorch("adapter hook", [&] {
     return std::unique_ptr<AdapterHook>(
-        new AdapterHook(adapter, std::move(spec), max_rank));
+        new AdapterHook(adapter, std::move(spec), max_rank, std::move(base)));
   });
 }
 
 AdapterHook::AdapterHook(const DyLoraAdapter& adapter, RankSpec spec,
-                         int64_t width)
-    : adapter_(adapter), spec_(std::move(spec)), width_(width) {
+                         int64_t width, std::shared_ptr<const LinearHook> base)
+    : adapter_(adapter),
+      spec_(std::move(spec)),
+      width_(width),
+      base_(std::move(base)) {
   if (spec_.per_row() && !adapter_.factors().empty()) {
     const at::Tensor& down = adapter_.factors().front().second.down;
     column_weights_ = UncheckedRankColumnWeights(
@@ -62,7 +67,8 @@ AdapterHook::AdapterHook(const DyLoraAdapter& adapter, RankSpec spec,
 at::Tensor AdapterHook::Apply(const LinearId& id, const at::Tensor& x,
                               const at::Tensor& weight,
                               const at::Tensor& bias) const {
-  at::Tensor y = at::linear(x, weight, bias);
+  at::Tensor y = base_ != nullptr ? base_->Apply(id, x, weight, bias)
+                                  : at::linear(x, weight, bias);
   const LoraFactors* f = adapter_.Find(id);
   if (f == nullptr) return y;
   auto [down, up] = Matching(*f, x);

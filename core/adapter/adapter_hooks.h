@@ -39,15 +39,19 @@ struct RankSpec {
 
 class AdapterHook : public LinearHook {
  public:
-  // Validates the rank(s) against the adapter's range.
+  // Validates the rank(s) against the adapter's range. `base` computes the
+  // frozen layers themselves (default: fp32 x W^T + b; int8 serving passes
+  // the quantized backbone), the adapter's low-rank term is added in fp32.
   static absl::StatusOr<std::unique_ptr<AdapterHook>> Create(
-      const DyLoraAdapter& adapter, RankSpec spec);
+      const DyLoraAdapter& adapter, RankSpec spec,
+      std::shared_ptr<const LinearHook> base = nullptr);
   // Without the checks (and the device sync reading the per-row maximum):
   // the caller guarantees every rank is in the adapter's range and passes
   // the largest one as `max_rank` (the server's engine, whose ranks were
   // resolved on the host).
   static absl::StatusOr<std::unique_ptr<AdapterHook>> CreateUnchecked(
-      const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank);
+      const DyLoraAdapter& adapter, RankSpec spec, int64_t max_rank,
+      std::shared_ptr<const LinearHook> base = nullptr);
 
   // For per-row ranks, x must be [batch, ..., in] with the spec's batch.
   // A 2-D x (the server's packed [tokens, in]) takes the fused path
@@ -57,13 +61,15 @@ class AdapterHook : public LinearHook {
                    const at::Tensor& bias) const override;
 
  private:
-  AdapterHook(const DyLoraAdapter& adapter, RankSpec spec, int64_t width);
+  AdapterHook(const DyLoraAdapter& adapter, RankSpec spec, int64_t width,
+              std::shared_ptr<const LinearHook> base);
   const DyLoraAdapter& adapter_;
   const RankSpec spec_;
   const int64_t width_;  // largest rank in the batch
   // Per-row ranks as [batch, width] weights (alpha / rank, masked), built
   // once here instead of in every layer; undefined for a single rank.
   at::Tensor column_weights_;
+  const std::shared_ptr<const LinearHook> base_;  // null: fp32 x W^T + b
 };
 
 class TrainingHook : public LinearHook {

@@ -160,6 +160,16 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
       ->capture_default_str();
   app.add_flag("--always-truncate", e.always_truncate,
                "never use merged weights");
+  app.add_option_function<std::string>(
+         "--precision",
+         [&e](const std::string& name) {
+           absl::StatusOr<Precision> precision = ParsePrecision(name);
+           if (!precision.ok()) Refuse("--precision", precision.status());
+           e.precision = *precision;
+         },
+         "backbone linears in fp32, or int8 (fbgemm, CPU only: weights "
+         "quantized once, merged ranks quantized when cached)")
+      ->default_str("fp32");
   app.add_option("--max-texts", r.max_texts, "texts per request")
       ->capture_default_str();
   app.add_option("--max-text-bytes", r.max_text_bytes, "bytes per text")

@@ -31,7 +31,7 @@ class ServerMetrics;
 
 // One merged entry and what it costs in the cache.
 struct MergedEntry {
-  std::shared_ptr<const MergedWeightsHook> hook;
+  std::shared_ptr<const LinearHook> hook;
   int64_t bytes = 0;
 };
 

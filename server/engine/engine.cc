@@ -11,6 +11,7 @@
 #include "core/adapter/adapter_hooks.h"
 #include "core/model/encoder.h"
 #include "core/model/pooling.h"
+#include "core/model/quantized_linears.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "server/metrics/server_metrics.h"
@@ -28,19 +29,35 @@ PackedInputs Pack(const std::vector<const TokenizedText*>& rows,
   return PackRows(views, encoder.config(), encoder.device());
 }
 
-// The real merge: MergedWeights on the encoder, costed by its bytes.
-MergeFunction EncoderMerge(std::shared_ptr<const Encoder> encoder) {
-  return [encoder = std::move(encoder)](
+// The real merge: MergedWeights on the encoder, costed by its bytes; with
+// an int8 backbone, the merged layers quantized in turn (the others fall
+// through to the backbone's int8 layers).
+MergeFunction EncoderMerge(
+    std::shared_ptr<const Encoder> encoder,
+    std::shared_ptr<const QuantizedLinears> int8_backbone) {
+  return [encoder = std::move(encoder),
+          int8_backbone = std::move(int8_backbone)](
              const ServedAdapter& adapter,
              int64_t rank) -> absl::StatusOr<MergedEntry> {
     c10::InferenceMode inference_mode;
     DYLORA_ASSIGN_OR_RETURN(auto merged,
                             MergedWeights(*adapter.adapter, *encoder, rank));
-    int64_t bytes = 0;
-    for (const auto& [id, w] : merged)
-      bytes += static_cast<int64_t>(w.nbytes());
-    return MergedEntry{
-        std::make_shared<const MergedWeightsHook>(std::move(merged)), bytes};
+    if (int8_backbone == nullptr) {
+      int64_t bytes = 0;
+      for (const auto& [id, w] : merged)
+        bytes += static_cast<int64_t>(w.nbytes());
+      return MergedEntry{
+          std::make_shared<const MergedWeightsHook>(std::move(merged)), bytes};
+    }
+    std::vector<QuantizedLinearSource> layers;
+    for (auto& [id, w] : merged) {
+      DYLORA_ASSIGN_OR_RETURN(at::Tensor bias, encoder->LinearBias(id));
+      layers.push_back({id, std::move(w), bias});
+    }
+    DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<const QuantizedLinears> quantized,
+                            QuantizedLinears::Create(layers, int8_backbone));
+    const int64_t bytes = quantized->bytes();
+    return MergedEntry{std::move(quantized), bytes};
   };
 }
 
@@ -50,6 +67,17 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
+
+absl::string_view PrecisionName(Precision precision) {
+  return precision == Precision::kInt8 ? "int8" : "fp32";
+}
+
+absl::StatusOr<Precision> ParsePrecision(absl::string_view name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "int8") return Precision::kInt8;
+  return absl::InvalidArgumentError(
+      absl::StrCat("precision \"", name, "\" is neither fp32 nor int8"));
+}
 
 absl::Status EngineOptions::Validate() const {
   if (merge_after < 0 || merge_cache_mb < 0) {
@@ -66,19 +94,24 @@ absl::Status EngineOptions::Validate() const {
 }
 
 Engine::Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
-               ServerMetrics* metrics, MergeFunction merge)
+               ServerMetrics* metrics, MergeFunction merge,
+               std::shared_ptr<const QuantizedLinears> int8_backbone)
     : encoder_(std::move(encoder)),
+      int8_backbone_(std::move(int8_backbone)),
       options_(options),
       metrics_(metrics),
       cache_(options.merge_cache_mb << 20, metrics),
-      merger_(cache_, merge ? std::move(merge) : EncoderMerge(encoder_),
+      merger_(cache_,
+              merge ? std::move(merge) : EncoderMerge(encoder_, int8_backbone_),
               metrics) {}
 
 absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
   const auto start = std::chrono::steady_clock::now();
   c10::InferenceMode inference_mode;
   DYLORA_ASSIGN_OR_RETURN(PackedInputs inputs, BatchInputs(batch.rows));
-  DYLORA_ASSIGN_OR_RETURN(EncoderOutputs out, encoder_->ForwardPacked(inputs));
+  DYLORA_ASSIGN_OR_RETURN(
+      EncoderOutputs out,
+      encoder_->ForwardPacked(inputs, int8_backbone_.get()));
   DYLORA_ASSIGN_OR_RETURN(
       at::Tensor mask, CallTorch("the pooling mask", [&] {
         return out.attention_mask.defined()
@@ -105,7 +138,7 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
   const auto [low, high] =
       std::minmax_element(batch.ranks.begin(), batch.ranks.end());
   const bool single_rank = *low == *high;
-  std::shared_ptr<const MergedWeightsHook> merged;
+  std::shared_ptr<const LinearHook> merged;
   if (single_rank && !options_.always_truncate) {
     merged = MergedOrSchedule(batch.adapter, *low,
                               static_cast<int64_t>(batch.rows.size()));
@@ -134,7 +167,8 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
     }
     DYLORA_ASSIGN_OR_RETURN(
         const std::unique_ptr<AdapterHook> hook,
-        AdapterHook::CreateUnchecked(*adapter.adapter, std::move(spec), *high));
+        AdapterHook::CreateUnchecked(*adapter.adapter, std::move(spec), *high,
+                                     int8_backbone_));
     DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardPacked(inputs, hook.get()));
   }
   DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, adapter.head.Forward(out));
@@ -204,7 +238,7 @@ std::vector<int64_t> Engine::CachedRanks(const ServedAdapter& adapter) const {
   return cache_.CachedRanks(adapter.name, adapter.version);
 }
 
-std::shared_ptr<const MergedWeightsHook> Engine::MergedOrSchedule(
+std::shared_ptr<const LinearHook> Engine::MergedOrSchedule(
     const std::shared_ptr<const ServedAdapter>& adapter, int64_t rank,
     int64_t rows) {
   MergeKey key{adapter->name, adapter->version, rank};

@@ -37,6 +37,7 @@
 
 namespace dylora {
 class Encoder;
+class QuantizedLinears;
 struct PackedInputs;
 }  // namespace dylora
 
@@ -44,8 +45,21 @@ namespace dylora::serving {
 
 class ServerMetrics;
 
+// What the backbone's linear layers compute in (--precision).
+enum class Precision {
+  kFp32,
+  // int8 weights through fbgemm (core/model/quantized_linears.h): the
+  // backbone quantized once at start, each merged rank quantized once when
+  // it is merged and cached; the truncated path adds its low-rank term in
+  // fp32 to the int8 backbone. CPU only.
+  kInt8,
+};
+absl::string_view PrecisionName(Precision precision);
+absl::StatusOr<Precision> ParsePrecision(absl::string_view name);
+
 // Names match dylora-serve's flags and TOML keys (underscores for dashes).
 struct EngineOptions {
+  Precision precision = Precision::kFp32;
   // Merge a rank in the background after this many rows ran at it (0: only
   // ranks pre-warmed are ever merged).
   int64_t merge_after = 64;
@@ -60,10 +74,12 @@ struct EngineOptions {
 class Engine {
  public:
   // `options` must pass Validate(). `encoder` is shared with the registry;
-  // `metrics` may be null. `merge`
-  // replaces the real merge (tests); by default MergedWeights on `encoder`.
+  // `metrics` may be null. `merge` replaces the real merge (tests); by
+  // default MergedWeights on `encoder` (quantized for int8). Precision int8
+  // needs `int8_backbone`, the encoder's layers from QuantizeEncoderLinears.
   Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
-         ServerMetrics* metrics, MergeFunction merge = nullptr);
+         ServerMetrics* metrics, MergeFunction merge = nullptr,
+         std::shared_ptr<const QuantizedLinears> int8_backbone = nullptr);
 
   // [rows, hidden] unit-norm embeddings. INTERNAL for a LibTorch failure.
   absl::StatusOr<BatchOutput> Run(const BackboneBatch& batch) const;
@@ -86,7 +102,7 @@ class Engine {
  private:
   // The cached merge for the batch's single rank, or null (run truncated);
   // counts the rows and schedules the merge once the rank is hot.
-  std::shared_ptr<const MergedWeightsHook> MergedOrSchedule(
+  std::shared_ptr<const LinearHook> MergedOrSchedule(
       const std::shared_ptr<const ServedAdapter>& adapter, int64_t rank,
       int64_t rows);
   absl::StatusOr<PackedInputs> BatchInputs(
@@ -98,6 +114,8 @@ class Engine {
       std::chrono::steady_clock::time_point start) const;
 
   const std::shared_ptr<const Encoder> encoder_;
+  // The backbone's int8 layers (precision int8), else null.
+  const std::shared_ptr<const QuantizedLinears> int8_backbone_;
   const EngineOptions options_;
   ServerMetrics* const metrics_;
   MergeCache cache_;

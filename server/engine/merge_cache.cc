@@ -10,8 +10,7 @@ namespace dylora::serving {
 MergeCache::MergeCache(int64_t budget_bytes, ServerMetrics* metrics)
     : budget_bytes_(budget_bytes), metrics_(metrics) {}
 
-std::shared_ptr<const MergedWeightsHook> MergeCache::Lookup(
-    const MergeKey& key) {
+std::shared_ptr<const LinearHook> MergeCache::Lookup(const MergeKey& key) {
   absl::MutexLock lock(&mu_);
   auto it = index_.find(key);
   if (it == index_.end()) {
@@ -29,7 +28,7 @@ bool MergeCache::Contains(const MergeKey& key) const {
 }
 
 bool MergeCache::Insert(const MergeKey& key,
-                        std::shared_ptr<const MergedWeightsHook> merged,
+                        std::shared_ptr<const LinearHook> merged,
                         int64_t bytes) {
   // An entry that could never fit would only flush everything else out.
   if (merged == nullptr || bytes < 0 || bytes > budget_bytes_) return false;

@@ -1,8 +1,8 @@
 // MergeCache: merged weights per (adapter name, version, rank), least
 // recently used first out, bounded by a byte budget. An entry is the full
-// set of merged matrices of one adapter at one rank, held as a
-// shared_ptr<const MergedWeightsHook>: a batch keeps its entry alive even if
-// it is evicted meanwhile.
+// set of merged layers of one adapter at one rank (fp32 MergedWeightsHook,
+// or int8 QuantizedLinears), held as a shared_ptr<const LinearHook>: a batch
+// keeps its entry alive even if it is evicted meanwhile.
 //
 // Keys and erasure agree on (name, version): Retire(name, version) drops
 // that version and every older one of `name` and refuses them from then on,
@@ -50,14 +50,14 @@ class MergeCache {
 
   // The entry, marked most recently used; null on a miss. Counts a hit or a
   // miss.
-  std::shared_ptr<const MergedWeightsHook> Lookup(const MergeKey& key);
+  std::shared_ptr<const LinearHook> Lookup(const MergeKey& key);
   // Whether `key` is cached (no hit or miss counted, LRU order unchanged).
   bool Contains(const MergeKey& key) const;
   // Inserts (or replaces) an entry of `bytes`, then evicts least recently
   // used entries until the total fits the budget. Not kept (returns false):
   // an entry larger than the whole budget, or of a retired version.
-  bool Insert(const MergeKey& key,
-              std::shared_ptr<const MergedWeightsHook> merged, int64_t bytes);
+  bool Insert(const MergeKey& key, std::shared_ptr<const LinearHook> merged,
+              int64_t bytes);
   // Drops versions <= `version` of `adapter` and refuses them from now on
   // (the version was replaced or unloaded; versions only grow).
   void Retire(absl::string_view adapter, int64_t version);
@@ -73,7 +73,7 @@ class MergeCache {
  private:
   struct Entry {
     MergeKey key;
-    std::shared_ptr<const MergedWeightsHook> merged;
+    std::shared_ptr<const LinearHook> merged;
     int64_t bytes = 0;
   };
   bool IsRetiredLocked(const MergeKey& key) const

@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "core/io/utf8.h"
 #include "core/model/encoder.h"
+#include "core/model/quantized_linears.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "server/metrics/server_metrics.h"
@@ -107,22 +108,27 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
     }
   }
   DYLORA_RETURN_IF_ERROR(ValidateAdapterName(backbone_name));
+  std::shared_ptr<const QuantizedLinears> int8_backbone;
+  if (options.engine.precision == Precision::kInt8) {
+    DYLORA_ASSIGN_OR_RETURN(int8_backbone, QuantizeEncoderLinears(*encoder));
+  }
   return std::unique_ptr<ServingRuntime>(new ServingRuntime(
       std::move(options), std::move(encoder), std::move(tokenizer),
-      std::move(backbone_name), metrics));
+      std::move(backbone_name), metrics, std::move(int8_backbone)));
 }
 
-ServingRuntime::ServingRuntime(RuntimeOptions options,
-                               std::shared_ptr<const Encoder> encoder,
-                               Tokenizer tokenizer, std::string backbone_name,
-                               ServerMetrics* metrics)
+ServingRuntime::ServingRuntime(
+    RuntimeOptions options, std::shared_ptr<const Encoder> encoder,
+    Tokenizer tokenizer, std::string backbone_name, ServerMetrics* metrics,
+    std::shared_ptr<const QuantizedLinears> int8_backbone)
     : options_(std::move(options)),
       encoder_(std::move(encoder)),
       tokenizer_(std::move(tokenizer)),
       backbone_name_(std::move(backbone_name)),
       metrics_(metrics),
       registry_(encoder_, metrics),
-      engine_(encoder_, options_.engine, metrics),
+      engine_(encoder_, options_.engine, metrics, /*merge=*/nullptr,
+              std::move(int8_backbone)),
       batcher_(
           options_.batcher,
           [this](const EngineBatch& batch) {

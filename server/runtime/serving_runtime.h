@@ -33,7 +33,8 @@
 
 namespace dylora {
 class Encoder;
-}
+class QuantizedLinears;
+}  // namespace dylora
 
 namespace dylora::serving {
 
@@ -180,7 +181,8 @@ class ServingRuntime {
  private:
   ServingRuntime(RuntimeOptions options, std::shared_ptr<const Encoder> encoder,
                  Tokenizer tokenizer, std::string backbone_name,
-                 ServerMetrics* metrics);
+                 ServerMetrics* metrics,
+                 std::shared_ptr<const QuantizedLinears> int8_backbone);
 
   bool IsBackbone(absl::string_view model) const {
     return model == backbone_name_;

@@ -50,6 +50,7 @@ TEST(ServerOptionsTest, NoFlagsGiveTheDocumentedDefaults) {
   EXPECT_EQ(runtime.engine.merge_after, 64);
   EXPECT_EQ(runtime.engine.merge_cache_mb, 256);
   EXPECT_FALSE(runtime.engine.always_truncate);
+  EXPECT_EQ(runtime.engine.precision, Precision::kFp32);
   EXPECT_EQ(options->host, "0.0.0.0");
   EXPECT_EQ(options->port, 8001);
   EXPECT_EQ(options->metrics_host, "0.0.0.0");
@@ -91,6 +92,7 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
       "--merge-after", "0",
       "--merge-cache-mb", "64",
       "--always-truncate",
+      "--precision", "int8",
       "--max-texts", "8",
       "--max-text-bytes", "1000",
       "--max-tokens", "32",
@@ -125,6 +127,7 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
   EXPECT_EQ(runtime.engine.merge_after, 0);
   EXPECT_EQ(runtime.engine.merge_cache_mb, 64);
   EXPECT_TRUE(runtime.engine.always_truncate);
+  EXPECT_EQ(runtime.engine.precision, Precision::kInt8);
   EXPECT_EQ(runtime.max_texts, 8);
   EXPECT_EQ(runtime.max_text_bytes, 1000);
   EXPECT_EQ(runtime.max_tokens, 32);
@@ -288,6 +291,9 @@ TEST(ServerOptionsTest, BadValuesAreInvalidArgumentNamingTheProblem) {
        {"--profile", "phone=2", "--profile", "phone=3"},
        "twice"},
       {"unknown policy", {"--default-policy", "fastest"}, "fastest"},
+      {"unknown precision",
+       {"--precision", "int4"},
+       "--precision: precision \"int4\""},
       {"tls cert without key", {"--tls-cert", "/tls/cert.pem"}, "tls-key"},
       {"tls key without cert", {"--tls-key", "/tls/key.pem"}, "tls-cert"},
       {"negative delay",

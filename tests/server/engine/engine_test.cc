@@ -15,6 +15,7 @@
 #include "core/adapter/adapter_io.h"
 #include "core/model/encoder.h"
 #include "core/model/pooling.h"
+#include "core/model/quantized_linears.h"
 #include "core/tokenizer/tokenizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -105,6 +106,19 @@ class EngineTest : public ::testing::Test {
     options.always_truncate = always_truncate;
     return std::make_unique<Engine>(encoder_, options, metrics,
                                     std::move(merge));
+  }
+
+  // An int8 engine (null, failing the test, where fbgemm is missing).
+  std::unique_ptr<Engine> MakeInt8Engine(bool always_truncate) {
+    auto int8 = QuantizeEncoderLinears(*encoder_);
+    EXPECT_TRUE(int8.ok()) << int8.status();
+    if (!int8.ok()) return nullptr;
+    EngineOptions options;
+    options.precision = Precision::kInt8;
+    options.merge_after = 0;
+    options.always_truncate = always_truncate;
+    return std::make_unique<Engine>(encoder_, options, nullptr, nullptr,
+                                    *std::move(int8));
   }
 
   // Merges every rank after one row, each merge announcing `started` and
@@ -222,6 +236,54 @@ TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
   auto at_high = merged_engine->Run(Rows({8, 8}).On(served_));
   ASSERT_TRUE(at_low.ok() && at_high.ok());
   EXPECT_GT(MaxAbsDiff(AsTensor(*at_low), AsTensor(*at_high)), 1e-4);
+}
+
+// int8 (fbgemm): the merged path (W0 + (alpha/b) up down, quantized once
+// per rank) and the truncated one (int8 W0, fp32 low-rank term) agree with
+// each other and with fp32 within quantization error, at every rank and
+// for mixed ranks; and int8 really differs from fp32 (the test can fail).
+TEST_F(EngineTest, Int8PathsAgreeWithEachOtherAndWithFp32) {
+  if (!CheckInt8Supported(encoder_->device(), encoder_->dtype()).ok()) {
+    GTEST_SKIP() << "fbgemm is not available on this CPU";
+  }
+  auto merged_engine = MakeInt8Engine(/*always_truncate=*/false);
+  auto truncated_engine = MakeInt8Engine(/*always_truncate=*/true);
+  auto fp32_engine = MakeEngine(/*merge_after=*/0, /*always_truncate=*/true);
+  ASSERT_NE(merged_engine, nullptr);
+  ASSERT_NE(truncated_engine, nullptr);
+  ASSERT_TRUE(merged_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
+  EXPECT_GT(merged_engine->merge_cache().bytes(), 0);
+  double largest_int8_error = 0;
+  for (int64_t rank = 1; rank <= 8; ++rank) {
+    const TestRows rows = Rows({rank, rank, rank});
+    auto merged = merged_engine->Run(rows.On(served_));
+    auto truncated = truncated_engine->Run(rows.On(served_));
+    auto fp32 = fp32_engine->Run(rows.On(served_));
+    ASSERT_TRUE(merged.ok() && truncated.ok() && fp32.ok());
+    EXPECT_EQ(merged->path, ExecutionPath::kMerged);
+    EXPECT_EQ(truncated->path, ExecutionPath::kTruncated);
+    const at::Tensor reference = AsTensor(*fp32);
+    const double scale = reference.abs().max().item<double>();
+    const double merged_error = MaxAbsDiff(AsTensor(*merged), reference);
+    const double truncated_error = MaxAbsDiff(AsTensor(*truncated), reference);
+    EXPECT_LE(merged_error, 0.05 * scale) << "rank " << rank;
+    EXPECT_LE(truncated_error, 0.05 * scale) << "rank " << rank;
+    EXPECT_LE(MaxAbsDiff(AsTensor(*merged), AsTensor(*truncated)), 0.05 * scale)
+        << "rank " << rank;
+    largest_int8_error = std::max(largest_int8_error, truncated_error);
+  }
+  EXPECT_GT(largest_int8_error, 0);
+  // Mixed ranks in one int8 batch stay within int8 error of fp32. (Not
+  // bit-equal to each row alone: activations are quantized per batch, so an
+  // int8 row depends slightly on the others' ranges, as in any dynamic
+  // int8 runtime.)
+  const TestRows mixed = Rows({1, 8, 3, 5});
+  auto together = truncated_engine->Run(mixed.On(served_));
+  auto fp32_together = fp32_engine->Run(mixed.On(served_));
+  ASSERT_TRUE(together.ok() && fp32_together.ok());
+  const double scale = AsTensor(*fp32_together).abs().max().item<double>();
+  EXPECT_LE(MaxAbsDiff(AsTensor(*together), AsTensor(*fp32_together)),
+            0.05 * scale);
 }
 
 TEST_F(EngineTest, MixedRanksMatchEachRowAlone) {

@@ -18,7 +18,7 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
 // A one-matrix merge whose query weight of layer 0 is all `value`.
-std::shared_ptr<const MergedWeightsHook> Hook(float value) {
+std::shared_ptr<const LinearHook> Hook(float value) {
   std::vector<std::pair<LinearId, at::Tensor>> merged;
   merged.push_back({LinearId{0, LinearKind::kQuery}, at::full({2, 2}, value)});
   return std::make_shared<const MergedWeightsHook>(std::move(merged));
@@ -140,7 +140,7 @@ TEST(MergeCacheTest, CachedRanksAscendingPerVersion) {
 TEST(MergeCacheTest, EvictedEntryHeldByCallerStaysUsable) {
   MergeCache cache(100, nullptr);
   ASSERT_TRUE(cache.Insert(Key("a", 1, 1), Hook(3.0f), 100));
-  std::shared_ptr<const MergedWeightsHook> held = cache.Lookup(Key("a", 1, 1));
+  std::shared_ptr<const LinearHook> held = cache.Lookup(Key("a", 1, 1));
   ASSERT_NE(held, nullptr);
   ASSERT_TRUE(cache.Insert(Key("a", 1, 2), Hook(4.0f), 100));  // evicts rank 1
   EXPECT_EQ(cache.Lookup(Key("a", 1, 1)), nullptr);
