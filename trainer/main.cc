@@ -51,8 +51,11 @@ int main(int argc, char** argv) {
   options.model_dir = DYLORA_DEFAULT_MODEL_DIR;
   std::string data_dir = DYLORA_DEFAULT_DATA_DIR;
   // The sweep's choices (docs/reproduction.md): every linear layer, full
-  // update (frozen is the paper's mode, and --update-mode frozen).
-  std::string method = "dylora", distribution = "uniform", update = "full";
+  // update (frozen is the paper's mode, and --update-mode frozen), rank 1
+  // drawn about twice as often as rank 8 (geometric 0.1; the paper's
+  // default is uniform).
+  std::string method = "dylora", distribution = "geometric:0.1",
+              update = "full";
   std::string targets = "query,key,value,attention.output,intermediate,output";
   int threads = 0;
   // Negative: the rate the backbone's config.json declares.
@@ -97,7 +100,8 @@ int main(int argc, char** argv) {
                  "adapted modules: query,key,value,attention.output,"
                  "intermediate,output")
       ->capture_default_str();
-  app.add_option("--lr", t.learning_rate, "peak learning rate")
+  app.add_option("--lr", t.learning_rate,
+                 "peak learning rate (DyLoRA: the adapter's rate at r_max)")
       ->capture_default_str();
   app.add_option("--up-lr-ratio", t.up_lr_ratio,
                  "LoRA+: learning rate of the up factors (lora_B) relative to "
