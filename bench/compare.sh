@@ -5,25 +5,31 @@
 #      8, truncated rank 8, mixed ranks; padding-free) at batches 1/8/32;
 #   2. our server: dylora-serve on loopback with the adapter pre-merged at its
 #      r_max, driven by `dylora-client bench` (one sentence per request) at
-#      concurrency 1 and 8, then stopped with SIGTERM (must exit 0);
+#      concurrency 1 and 8, then stopped with SIGTERM (must exit 0); once per
+#      --precision (fp32, then int8), each with its own server;
 #   3. the peers (bench/peers/peers_bench.py, in .deps/peers-venv, set up on
 #      first use by bench/peers/setup_venv.sh): HF transformers + PEFT eager,
 #      ONNX Runtime fp32 and dynamic int8 on the merged model;
-# then prints one table, every figure as a ratio to the best peer.
+# then prints one table, every figure as a ratio to the best peer (served rows
+# also to ONNX Runtime at the same precision).
 # Take figures on a quiet machine: the script warns when the load average says
 # otherwise.
 #
 #   bench/compare.sh [--seconds S] [--threads N] [--adapter DIR] [--out DIR]
 #                    [--port P] [--batch-sizes 1,8,32] [--concurrency 1,8]
+#                    [--precisions fp32,int8]
 #                    [--variants backbone:packed,merged8:packed,...]
 #                    [--onnx-cache DIR] [--check-sentences N]
 #   --seconds S     timed wall time per cell (default 3; 0.5 for a smoke test)
 #   --threads N     intra-op threads for every engine (default 2)
 #   --adapter DIR   adapter directory (default runs/quickstart-sst2)
 #   --out DIR       where everything is written (default logs/compare/<timestamp>)
-#   --port P        dylora-serve gRPC port on 127.0.0.1 (default 18551; metrics on P+1)
+#   --port P        first dylora-serve's gRPC port on 127.0.0.1 (default 18551;
+#                   metrics on P+1; the next precision's server on P+2/P+3)
 #   --batch-sizes   in-process batch sizes (default 1,8,32)
 #   --concurrency   dylora-client bench concurrencies (default 1,8)
+#   --precisions    dylora-serve --precision values, one server each, in this
+#                   order (default fp32,int8)
 #   --variants      encoder_bench variants (default backbone:padded,
 #                   backbone:packed,merged8:packed,rank8:packed,mixed:packed;
 #                   backbone:padded is encoder_bench's ratio baseline and the
@@ -47,11 +53,12 @@ out=""
 port=18551
 batch_sizes="1,8,32"
 concurrency="1,8"
+precisions="fp32,int8"
 variants="backbone:padded,backbone:packed,merged8:packed,rank8:packed,mixed:packed"
 onnx_cache="$ROOT/.deps/peers-onnx"
 check_sentences=0
 
-usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,41p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { printf 'compare.sh: error: %s\n' "$*" >&2; exit 1; }
 step() { printf '\n== %s\n' "$*"; }
 need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"; }
@@ -65,6 +72,7 @@ while [[ $# -gt 0 ]]; do
     --port) need_value "$@"; port="$2"; shift 2 ;;
     --batch-sizes) need_value "$@"; batch_sizes="$2"; shift 2 ;;
     --concurrency) need_value "$@"; concurrency="$2"; shift 2 ;;
+    --precisions) need_value "$@"; precisions="$2"; shift 2 ;;
     --variants) need_value "$@"; variants="$2"; shift 2 ;;
     --onnx-cache) need_value "$@"; onnx_cache="$2"; shift 2 ;;
     --check-sentences) need_value "$@"; check_sentences="$2"; shift 2 ;;
@@ -73,15 +81,20 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-[[ "$seconds" =~ ^[0-9]*\.?[0-9]+$ ]] && awk -v s="$seconds" 'BEGIN{exit !(s > 0)}' ||
+if ! [[ "$seconds" =~ ^[0-9]*\.?[0-9]+$ ]] || ! awk -v s="$seconds" 'BEGIN{exit !(s > 0)}'; then
   die "--seconds must be a positive number, got '$seconds'"
+fi
 [[ "$threads" =~ ^[1-9][0-9]*$ ]] || die "--threads must be a positive integer, got '$threads'"
-[[ "$port" =~ ^[1-9][0-9]*$ && "$port" -lt 65535 ]] || die "--port must be a port number, got '$port'"
+[[ "$precisions" =~ ^(fp32|int8)(,(fp32|int8))*$ ]] || die "--precisions: comma-separated fp32/int8, e.g. fp32,int8"
+[[ "$precisions" != *fp32*fp32* && "$precisions" != *int8*int8* ]] || die "--precisions: each precision once, got '$precisions'"
+n_precisions=$(($(tr -cd , <<<"$precisions" | wc -c) + 1))
+if ! [[ "$port" =~ ^[1-9][0-9]{0,4}$ ]] || ((port + 2 * n_precisions > 65536)); then
+  die "--port: a port number with room for $((2 * n_precisions)) ports (P..P+$((2 * n_precisions - 1))), got '$port'"
+fi
 [[ "$batch_sizes" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--batch-sizes: comma-separated positive integers"
 [[ "$concurrency" =~ ^[1-9][0-9]*(,[1-9][0-9]*)*$ ]] || die "--concurrency: comma-separated positive integers"
 [[ "$variants" =~ ^[a-z0-9]+:[a-z]+(,[a-z0-9]+:[a-z]+)*$ ]] || die "--variants: comma-separated encoder_bench variants, e.g. merged8:packed"
 [[ "$check_sentences" =~ ^[0-9]+$ ]] || die "--check-sentences must be a count, got '$check_sentences'"
-metrics_port=$((port + 1))
 
 # ---- preconditions: binaries, model, data, adapter
 missing=()
@@ -137,15 +150,10 @@ fi
 grep -q "^intra-op threads: $threads;" "$out/encoder_bench.txt" ||
   die "encoder_bench did not run with $threads intra-op threads (see $out/encoder_bench.txt)"
 
-step "3/5 ours served: dylora-serve on 127.0.0.1:$port, dylora-client bench at concurrency $concurrency"
+step "3/5 ours served: dylora-serve --precision $precisions (127.0.0.1, ports from $port), dylora-client bench at concurrency $concurrency"
 sentences="$out/sst2_dev_sentences.txt"
 tail -n +2 "$DATA" | cut -f1 >"$sentences"
-client=("$BUILD/client/dylora-client" --server "127.0.0.1:$port")
-"$BUILD/server/app/dylora-serve" --host 127.0.0.1 --port "$port" \
-  --metrics-host 127.0.0.1 --metrics-port "$metrics_port" --model "$MODEL" \
-  --adapter "sst2=$adapter" --prewarm-ranks "$r_max" --threads "$threads" --workers 1 \
-  --log-level warn >"$out/dylora-serve.log" 2>&1 &
-server_pid=$!
+server_pid=""
 stop_server() {
   if [[ -n "${server_pid:-}" ]] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null || true
@@ -154,28 +162,7 @@ stop_server() {
 }
 trap stop_server EXIT
 trap 'exit 130' INT TERM
-for _ in $(seq 240); do
-  "${client[@]}" health >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null ||
-    die "dylora-serve exited at start:$(printf '\n'; tail -n 20 "$out/dylora-serve.log")"
-  sleep 0.5
-done
-"${client[@]}" health >/dev/null 2>&1 || die "dylora-serve not SERVING after 120 s"
-# --prewarm-ranks merges on the merger's thread: wait until rank r_max is cached.
-merged=0
-for _ in $(seq 240); do
-  if "${client[@]}" adapters --json 2>/dev/null | "$PY" -c '
-import json, sys
-a = [x for x in json.load(sys.stdin)["adapters"] if x["name"] == "sst2"]
-sys.exit(0 if a and int(sys.argv[1]) in a[0]["merged_ranks"] else 1)' "$r_max"; then
-    merged=1
-    break
-  fi
-  sleep 0.5
-done
-[[ $merged -eq 1 ]] || die "rank $r_max of the adapter was not merged after 120 s"
-echo "dylora-serve (pid $server_pid) serving sst2 with rank $r_max merged"
-scrape() { curl -sf "http://127.0.0.1:$metrics_port/metrics" >"$1" || rm -f "$1"; }
+scrape() { curl -sf "http://127.0.0.1:$1/metrics" >"$2" || rm -f "$2"; }
 # CPU ticks (utime + stime) per server thread: how many threads really compute.
 thread_ticks() {
   local t
@@ -184,35 +171,79 @@ thread_ticks() {
       "$(tr -c 'A-Za-z0-9_.:\n-' '_' <"$t/comm" 2>/dev/null)"
   done >"$1"
 }
-bench=("${client[@]}" bench --adapter sst2 --rank-mix "$r_max" --file "$sentences")
-"${bench[@]}" --concurrency 8 --requests 64 --json >/dev/null 2>"$out/serve_warmup.log" ||
-  die "warm-up requests failed (see $out/serve_warmup.log)"
-scrape "$out/serve_metrics_0.txt"
-thread_ticks "$out/serve_threads_0.txt"
-i=0
-for c in ${concurrency//,/ }; do
-  i=$((i + 1))
-  "${bench[@]}" --concurrency "$c" --duration-s "$seconds" --json \
-    >"$out/serve_c$c.json" 2>"$out/serve_c$c.log" ||
-    die "dylora-client bench at concurrency $c failed (see $out/serve_c$c.log)"
-  scrape "$out/serve_metrics_$i.txt"
-  thread_ticks "$out/serve_threads_$i.txt"
-  "$PY" -c '
+# One server per precision, on its own pair of ports (gRPC, metrics), so that a
+# socket of the previous one can never be in the way.
+# Files: dylora-serve_<prec>.log, serve_<prec>_warmup.log,
+# serve_<prec>_c<N>.json/.log, serve_<prec>_metrics_<i>.txt and
+# serve_<prec>_threads_<i>.txt (i = 0 after warm-up, then one per concurrency).
+serve_bench() {
+  local prec="$1" grpc_port="$2"
+  local metrics_port=$((grpc_port + 1)) tag="serve_$1" c i merged rc
+  local client=("$BUILD/client/dylora-client" --server "127.0.0.1:$grpc_port")
+  local log="$out/dylora-serve_$prec.log"
+  echo "-- precision $prec: dylora-serve on 127.0.0.1:$grpc_port (metrics :$metrics_port)"
+  "$BUILD/server/app/dylora-serve" --host 127.0.0.1 --port "$grpc_port" \
+    --metrics-host 127.0.0.1 --metrics-port "$metrics_port" --model "$MODEL" \
+    --adapter "sst2=$adapter" --prewarm-ranks "$r_max" --threads "$threads" --workers 1 \
+    --precision "$prec" --log-level warn >"$log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 240); do
+    "${client[@]}" health >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null ||
+      die "dylora-serve ($prec) exited at start:$(printf '\n'; tail -n 20 "$log")"
+    sleep 0.5
+  done
+  "${client[@]}" health >/dev/null 2>&1 || die "dylora-serve ($prec) not SERVING after 120 s"
+  # --prewarm-ranks merges (and, for int8, quantizes) on the merger's thread:
+  # wait until rank r_max is cached.
+  merged=0
+  for _ in $(seq 240); do
+    if "${client[@]}" adapters --json 2>/dev/null | "$PY" -c '
+import json, sys
+a = [x for x in json.load(sys.stdin)["adapters"] if x["name"] == "sst2"]
+sys.exit(0 if a and int(sys.argv[1]) in a[0]["merged_ranks"] else 1)' "$r_max"; then
+      merged=1
+      break
+    fi
+    sleep 0.5
+  done
+  [[ $merged -eq 1 ]] || die "rank $r_max of the adapter was not merged ($prec) after 120 s"
+  echo "dylora-serve (pid $server_pid, $prec) serving sst2 with rank $r_max merged"
+  local bench=("${client[@]}" bench --adapter sst2 --rank-mix "$r_max" --file "$sentences")
+  "${bench[@]}" --concurrency 8 --requests 64 --json >/dev/null 2>"$out/${tag}_warmup.log" ||
+    die "warm-up requests failed ($prec; see $out/${tag}_warmup.log)"
+  scrape "$metrics_port" "$out/${tag}_metrics_0.txt"
+  thread_ticks "$out/${tag}_threads_0.txt"
+  i=0
+  for c in ${concurrency//,/ }; do
+    i=$((i + 1))
+    "${bench[@]}" --concurrency "$c" --duration-s "$seconds" --json \
+      >"$out/${tag}_c$c.json" 2>"$out/${tag}_c$c.log" ||
+      die "dylora-client bench ($prec) at concurrency $c failed (see $out/${tag}_c$c.log)"
+    scrape "$metrics_port" "$out/${tag}_metrics_$i.txt"
+    thread_ticks "$out/${tag}_threads_$i.txt"
+    "$PY" -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 l = s["latency_seconds"]
-print("concurrency %d: %.1f sentences/s, p50 %.2f ms, p99 %.2f ms, %d requests, %d failed"
-      % (s["concurrency"], s["texts_per_second"], l["p50"] * 1e3, l["p99"] * 1e3,
-         s["requests"], s["failed"]))' "$out/serve_c$c.json"
+print("%s concurrency %d: %.1f sentences/s, p50 %.2f ms, p99 %.2f ms, %d requests, %d failed"
+      % (sys.argv[2], s["concurrency"], s["texts_per_second"], l["p50"] * 1e3, l["p99"] * 1e3,
+         s["requests"], s["failed"]))' "$out/${tag}_c$c.json" "$prec"
+  done
+  echo "stopping dylora-serve ($prec, SIGTERM)"
+  kill -TERM "$server_pid"
+  rc=0
+  wait "$server_pid" || rc=$?
+  server_pid=""
+  [[ $rc -eq 0 ]] || die "dylora-serve ($prec) exited with $rc after SIGTERM (see $log)"
+  echo "dylora-serve ($prec) exited 0"
+}
+k=0
+for prec in ${precisions//,/ }; do
+  serve_bench "$prec" $((port + 2 * k))
+  k=$((k + 1))
 done
-echo "stopping dylora-serve (SIGTERM)"
-kill -TERM "$server_pid"
-rc=0
-wait "$server_pid" || rc=$?
-server_pid=""
 trap - EXIT
-[[ $rc -eq 0 ]] || die "dylora-serve exited with $rc after SIGTERM (see $out/dylora-serve.log)"
-echo "dylora-serve exited 0"
 
 step "4/5 peers: hf_peft_eager, ort_fp32, ort_int8 (batches $batch_sizes)"
 warmup="$(awk -v s="$seconds" 'BEGIN{print (s < 1 ? s : 1)}')"
@@ -230,6 +261,7 @@ json.dump({
     "cpu": """$cpu""", "nproc": $ncpu, "threads": $threads, "seconds": $seconds,
     "adapter": "$adapter", "r_max": $r_max, "port": $port,
     "batch_sizes": [$batch_sizes], "concurrencies": [$concurrency],
+    "precisions": "$precisions".split(","),
     "variants": "$variants".split(","),
     "loadavg_start": "$load_start", "loadavg_end": "$(loadavg)",
     "busy_warning": "$busy",

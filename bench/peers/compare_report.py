@@ -2,17 +2,23 @@
 """The one table of bench/compare.sh, from the files it wrote into its --out
 directory:
 
-  encoder_bench.json      build/bench/encoder_bench --benchmark_out (ours, in-process)
-  serve_c<N>.json         dylora-client bench --json at concurrency N (ours, served)
-  serve_metrics_*.txt     dylora-serve /metrics scrapes around the bench runs (optional)
-  peers.json              bench/peers/peers_bench.py --out
-  meta.json               what compare.sh ran with (threads, seconds, CPU, load)
+  encoder_bench.json        build/bench/encoder_bench --benchmark_out (ours, in-process)
+  serve_<P>_c<N>.json       dylora-client bench --json against dylora-serve
+                            --precision P (fp32, int8) at concurrency N (ours, served)
+  serve_<P>_metrics_<i>.txt dylora-serve /metrics scrapes around the bench runs (optional)
+  serve_<P>_threads_<i>.txt CPU ticks per dylora-serve thread at the same points (optional)
+  peers.json                bench/peers/peers_bench.py --out
+  meta.json                 what compare.sh ran with (threads, seconds, CPU, load,
+                            precisions)
 
-Every row shows sentences/s and its ratio to the best peer at the same batch
-size; the served rows (one text per request) are compared with the best
-peer's best in-process figure, and their p50 latency with ort_fp32's batch-1
-p50. Writes compare.json and compare.txt next to the inputs.
-Standard library only.
+In-process rows show sentences/s and the ratio to the best peer at the same
+batch size. Served rows (one text per request) show the ratio to ONNX
+Runtime at the same precision (ort_fp32 for fp32, ort_int8 for int8), best
+in-process figure over the batch sizes, and to the best peer's best
+in-process figure; their p50 latency is compared with the same-precision ORT
+batch-1 p50. Writes compare.json and compare.txt next to the inputs. A
+directory of an older compare.sh (serve_c<N>.json, no "precisions" in
+meta.json) reads as fp32. Standard library only.
 """
 
 import argparse
@@ -91,8 +97,17 @@ def main():
             best_peer[b] = (name, r["sentences_per_second"])
     best_overall = max(((n, b, r["sentences_per_second"]) for (n, b), r in peer_rows.items()),
                        key=lambda t: t[2])
-    ort1 = peer_rows.get(("ort_fp32", 1))
-    ort1_p50 = ort1["p50_ms"] if ort1 else None
+    # Served rows: ONNX Runtime at the same precision, best in-process figure,
+    # and its batch-1 p50.
+    ort_best, ort1_p50 = {}, {}
+    for prec in ("fp32", "int8"):
+        cells = [(b, r["sentences_per_second"]) for (n, b), r in peer_rows.items()
+                 if n == f"ort_{prec}"]
+        if cells:
+            b, sps = max(cells, key=lambda t: t[1])
+            ort_best[prec] = (f"ort_{prec}@{b}", sps)
+        r1 = peer_rows.get((f"ort_{prec}", 1))
+        ort1_p50[prec] = r1["p50_ms"] if r1 else None
 
     # ---- ours, in-process
     ours = {}
@@ -111,13 +126,14 @@ def main():
 
     rows = []
 
-    def add(section, label, batch, sps, ref, mean_ms=None, p50=None, p99=None,
-            p50_ref=None, extra=None):
+    def ratio(a, b):
+        return a / b if (a is not None and b) else None
+
+    def add(section, label, batch, sps, ref, mean_ms=None, p50=None, p99=None, extra=None):
         row = {"section": section, "row": label, "batch": batch,
                "sentences_per_second": sps, "reference": ref[0] if ref else None,
-               "ratio_to_reference": (sps / ref[1]) if (ref and sps is not None) else None,
-               "mean_ms": mean_ms, "p50_ms": p50, "p99_ms": p99,
-               "p50_ratio_to_ort_fp32_batch1": (p50 / p50_ref) if (p50 and p50_ref) else None}
+               "ratio_to_reference": ratio(sps, ref[1]) if ref else None,
+               "mean_ms": mean_ms, "p50_ms": p50, "p99_ms": p99}
         if extra:
             row.update(extra)
         rows.append(row)
@@ -142,40 +158,55 @@ def main():
                 p50=r["p50_ms"], p99=r["p99_ms"])
 
     served_ref = (f"{best_overall[0]}@{best_overall[1]}", best_overall[2])
+    legacy = "precisions" not in meta  # compare.sh before --precisions: fp32 only
+    precisions = meta.get("precisions", ["fp32"])
     served_info = {}
-    m_prev = prometheus(d / "serve_metrics_0.txt")
-    t_prev = thread_ticks(d / "serve_threads_0.txt")
-    for i, c in enumerate(concurrencies, start=1):
-        path = d / f"serve_c{c}.json"
-        if not path.exists():
-            missing.append(f"served concurrency {c}")
-            continue
-        s = load(path)
-        lat = s["latency_seconds"]
-        m_now = prometheus(d / f"serve_metrics_{i}.txt")
-        extra = {"requests": s["requests"], "failed": s["failed"]}
-        if m_prev is not None and m_now is not None:
-            def delta(name):
-                return m_now.get(name, 0.0) - m_prev.get(name, 0.0)
-            n_batches = delta("dylora_batch_size_count")
-            extra["server_batches"] = n_batches
-            extra["server_mean_batch_rows"] = (delta("dylora_batch_size_sum") / n_batches
-                                               if n_batches else None)
-            extra["merge_cache_hits"] = delta("dylora_merge_cache_hits_total")
-            extra["merge_cache_misses"] = delta("dylora_merge_cache_misses_total")
-        m_prev = m_now
-        t_now = thread_ticks(d / f"serve_threads_{i}.txt")
-        if t_prev is not None and t_now is not None:
-            deltas = sorted(((t_now[k] - t_prev.get(k, 0), k) for k in t_now), reverse=True)
-            top = deltas[0][0] if deltas else 0
-            # A thread that computes gets a real share of the busiest one's time.
-            extra["server_busy_threads"] = sum(1 for x, _ in deltas if x >= max(2, 0.1 * top))
-            extra["server_thread_ticks_top"] = [f"{k.split()[-1]}:{x}" for x, k in deltas[:4]]
-        t_prev = t_now
-        served_info[c] = extra
-        add("served", f"ours served c={c}", "1/req", s["texts_per_second"], served_ref,
-            mean_ms=lat["mean"] * 1e3, p50=lat["p50"] * 1e3, p99=lat["p99"] * 1e3,
-            p50_ref=ort1_p50, extra=extra)
+    for prec in precisions:
+        prefix = "serve" if legacy else f"serve_{prec}"
+        ref = ort_best.get(prec)
+        if ref is None:
+            missing.append(f"peer ort_{prec} (reference of the served {prec} rows)")
+        m_prev = prometheus(d / f"{prefix}_metrics_0.txt")
+        t_prev = thread_ticks(d / f"{prefix}_threads_0.txt")
+        for i, c in enumerate(concurrencies, start=1):
+            path = d / f"{prefix}_c{c}.json"
+            label = f"ours served {prec} c={c}"
+            if not path.exists():
+                missing.append(f"served {prec} concurrency {c}")
+                continue
+            s = load(path)
+            lat = s["latency_seconds"]
+            p50 = lat["p50"] * 1e3
+            m_now = prometheus(d / f"{prefix}_metrics_{i}.txt")
+            extra = {"precision": prec, "concurrency": c,
+                     "best_peer_reference": served_ref[0],
+                     "ratio_to_best_peer": ratio(s["texts_per_second"], served_ref[1]),
+                     "p50_reference": f"ort_{prec}@1",
+                     "p50_ratio_to_reference": ratio(p50, ort1_p50.get(prec)),
+                     "requests": s["requests"], "failed": s["failed"]}
+            if m_prev is not None and m_now is not None:
+                def delta(name):
+                    return m_now.get(name, 0.0) - m_prev.get(name, 0.0)
+                n_batches = delta("dylora_batch_size_count")
+                extra["server_batches"] = n_batches
+                extra["server_mean_batch_rows"] = (delta("dylora_batch_size_sum") / n_batches
+                                                   if n_batches else None)
+                extra["merge_cache_hits"] = delta("dylora_merge_cache_hits_total")
+                extra["merge_cache_misses"] = delta("dylora_merge_cache_misses_total")
+            m_prev = m_now
+            t_now = thread_ticks(d / f"{prefix}_threads_{i}.txt")
+            if t_prev is not None and t_now is not None:
+                deltas = sorted(((t_now[k] - t_prev.get(k, 0), k) for k in t_now), reverse=True)
+                top = deltas[0][0] if deltas else 0
+                # A thread that computes gets a real share of the busiest one's time.
+                extra["server_busy_threads"] = sum(1 for x, _ in deltas
+                                                   if x >= max(2, 0.1 * top))
+                extra["server_thread_ticks_top"] = [f"{k.split()[-1]}:{x}"
+                                                    for x, k in deltas[:4]]
+            t_prev = t_now
+            served_info[(prec, c)] = extra
+            add("served", label, "1/req", s["texts_per_second"], ref,
+                mean_ms=lat["mean"] * 1e3, p50=p50, p99=lat["p99"] * 1e3, extra=extra)
 
     # ---- print
     out = []
@@ -188,8 +219,14 @@ def main():
     p(f"adapter {meta['adapter']} (rank {peers.get('rank')}); SST-2 dev sentences in dataset "
       f"order, batches of consecutive sentences; sent/s = sentences per second")
     p("")
-    hdr = (f"{'row':<24}{'batch':>6}{'sent/s':>10}{'ratio':>8}  {'vs':<15}"
-           f"{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}{'p50 vs ort_fp32@1':>19}")
+    # In-process rows: ratio to the best peer at the same batch size.
+    hdr = (f"{'row':<24}{'batch':>6}{'sent/s':>10}{'ratio':>8}  {'vs':<16}"
+           f"{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    # Served rows: ratio to ORT at the row's precision, then to the best peer;
+    # p50 ratio to ORT at the row's precision, batch 1.
+    shdr = (f"{'row':<24}{'batch':>6}{'sent/s':>10}{'ratio':>8}  {'vs':<16}"
+            f"{'mean ms':>9}{'p50 ms':>9}{'p99 ms':>9}"
+            f"{'ratio':>8}  {'vs best peer':<13}{'p50 ratio':>10}  {'p50 vs':<10}")
     p(hdr)
     p("-" * len(hdr))
     section = None
@@ -198,33 +235,49 @@ def main():
             if section is not None:
                 p("")
             section = r["section"]
-        p(f"{r['row']:<24}{r['batch']:>6}{fmt(r['sentences_per_second'], '10.1f')}"
-          f"{fmt(r['ratio_to_reference'], '7.2f')}x  {r['reference'] or '-':<15}"
-          f"{fmt(r['mean_ms'], '9.2f')}{fmt(r['p50_ms'], '9.2f')}{fmt(r['p99_ms'], '9.2f')}"
-          + (f"{fmt(r['p50_ratio_to_ort_fp32_batch1'], '18.2f')}x"
-             if r["p50_ratio_to_ort_fp32_batch1"] is not None else f"{'-':>19}"))
+            if section == "served":
+                p(shdr.rstrip())
+                p("-" * len(shdr.rstrip()))
+        vs = r["reference"] or "-"
+        if section == "served" and r["reference"]:
+            vs = vs.replace("@", " best@")  # ORT's best batch, not batch 1 per se
+        line = (f"{r['row']:<24}{r['batch']:>6}{fmt(r['sentences_per_second'], '10.1f')}"
+                f"{fmt(r['ratio_to_reference'], '7.2f')}{'x' if r['reference'] else ' '}  "
+                f"{vs:<16}"
+                f"{fmt(r['mean_ms'], '9.2f')}{fmt(r['p50_ms'], '9.2f')}{fmt(r['p99_ms'], '9.2f')}")
+        if section == "served":
+            line += (f"{fmt(r['ratio_to_best_peer'], '7.2f')}x  {r['best_peer_reference']:<13}"
+                     f"{fmt(r['p50_ratio_to_reference'], '9.2f')}"
+                     f"{'x' if r['p50_ratio_to_reference'] is not None else ' '}  "
+                     f"{r['p50_reference']:<10}")
+        p(line.rstrip())
     p("")
-    p("ratio: sentences/s over the best peer's at the same batch size (served rows: over the "
-      "best peer's best in-process figure, named in 'vs').")
+    p("ratio: sentences/s over the reference named in 'vs'. In-process rows: the best peer "
+      "at the same batch size. Served rows: first ONNX Runtime at the row's precision "
+      "(ort_fp32 for fp32, ort_int8 for int8), its best in-process figure over the batch "
+      "sizes ('best@B': reached at batch B), then the best peer's best in-process figure "
+      "('vs best peer'); p50 ratio: the row's p50 over that ORT's batch-1 p50.")
     p("ours in-process = build/bench/encoder_bench: encoder forward on pre-tokenized batches "
       "(packed: padding-free; padded: to the batch's longest row), no head; rank8/mixed use random r_max=8 factors on "
       "all six linears (the same work as the adapter), merged8 = weights merged at rank 8. "
       "mean ms = mean time per batch (Google Benchmark reports no percentiles).")
     p("peers = bench/peers/peers_bench.py: forward + head on pre-tokenized batches padded to "
       "their longest row; p50/p99 per batch.")
-    p("served = dylora-serve (--prewarm-ranks r_max, --threads as above) through gRPC, "
-      "dylora-client bench, closed loop, one sentence per request, rank r_max; latency per "
-      "request, client on the same machine.")
-    for c, e in served_info.items():
+    p("served = dylora-serve (--prewarm-ranks r_max, --threads as above, --precision fp32 "
+      "or int8: int8 = backbone linears through fbgemm, the merged rank quantized when "
+      "cached; one server per precision) through gRPC, dylora-client bench, closed loop, "
+      "one sentence per request, rank r_max; latency per request, client on the same "
+      "machine.")
+    for (prec, c), e in served_info.items():
         if "server_batches" in e:
             mb = e["server_mean_batch_rows"]
-            p(f"served c={c}: {e['requests']} requests, {e['failed']} failed; server ran "
+            p(f"served {prec} c={c}: {e['requests']} requests, {e['failed']} failed; server ran "
               f"{e['server_batches']:.0f} batches of {fmt(mb, '.2f')} rows on average; "
               f"merged-weight cache hits {e['merge_cache_hits']:.0f}, misses "
               f"{e['merge_cache_misses']:.0f}")
         if "server_busy_threads" in e:
             busy = e["server_busy_threads"]
-            p(f"served c={c}: {busy} dylora-serve thread(s) accrued CPU time (busiest, "
+            p(f"served {prec} c={c}: {busy} dylora-serve thread(s) accrued CPU time (busiest, "
               f"name:ticks: {', '.join(e['server_thread_ticks_top'])})"
               + (f"; NOTE: fewer than --threads {meta['threads']}, so the served rows did not "
                  f"run {meta['threads']} intra-op threads" if busy < meta["threads"] else ""))
@@ -245,7 +298,9 @@ def main():
     (d / "compare.txt").write_text(text)
     (d / "compare.json").write_text(json.dumps(
         {"meta": meta, "rows": rows, "best_peer": {str(b): v[0] for b, v in best_peer.items()},
-         "served_reference": served_ref[0], "ort_fp32_batch1_p50_ms": ort1_p50,
+         "served_reference": served_ref[0],
+         "served_precision_reference": {k: v[0] for k, v in ort_best.items()},
+         "ort_batch1_p50_ms": ort1_p50, "ort_fp32_batch1_p50_ms": ort1_p50.get("fp32"),
          "peer_agreement": a, "missing": missing}, indent=2) + "\n")
     return 1 if missing else 0
 

@@ -113,7 +113,8 @@ int64_t DynamicBatcher::queued_rows() const {
 }
 
 std::optional<DynamicBatcher::Batch> DynamicBatcher::TakeReadyBatch(
-    absl::Time now, bool drain, std::vector<DroppedTask>* dropped) {
+    absl::Time now, bool drain, bool engine_idle,
+    std::vector<DroppedTask>* dropped) {
   // Drop what can no longer be useful before it costs compute.
   bool removed = false;
   for (auto it = queue_.begin(); it != queue_.end();) {
@@ -157,8 +158,9 @@ std::optional<DynamicBatcher::Batch> DynamicBatcher::TakeReadyBatch(
     rows += task_rows;
     full = rows >= max_rows;
   }
-  const bool ready =
-      full || drain || now >= oldest.enqueue_time + options_.max_queue_delay;
+  const bool ready = full || drain ||
+                     (engine_idle && !options_.wait_when_idle) ||
+                     now >= oldest.enqueue_time + options_.max_queue_delay;
   if (!ready) return std::nullopt;
 
   // Take the picked tasks out; the skipped ones keep their order.
@@ -192,7 +194,8 @@ int64_t DynamicBatcher::StepInline(bool* idle) {
   const absl::Time now = clock_();
   {
     absl::MutexLock lock(&mu_);
-    batch = TakeReadyBatch(now, stopping_, &dropped);
+    // Hand-stepped: nothing runs between RunOnce calls.
+    batch = TakeReadyBatch(now, stopping_, /*engine_idle=*/true, &dropped);
   }
   *idle = !batch.has_value() && dropped.empty();
   FailDropped(std::move(dropped));
@@ -288,7 +291,7 @@ void DynamicBatcher::WorkerLoop() {
       absl::MutexLock lock(&mu_);
       for (;;) {
         now = clock_();
-        batch = TakeReadyBatch(now, stopping_, &dropped);
+        batch = TakeReadyBatch(now, stopping_, running_batches_ == 0, &dropped);
         if (batch.has_value() || !dropped.empty()) break;
         if (stopping_ && queue_.empty()) {
           finished = true;
@@ -300,11 +303,16 @@ void DynamicBatcher::WorkerLoop() {
                                             ? absl::InfiniteFuture()
                                             : absl::Now() + (wake - now));
       }
+      if (batch.has_value()) ++running_batches_;
       // Another worker may be able to start on what is left.
       if (batch.has_value() && !queue_.empty()) work_cv_.Signal();
     }
     FailDropped(std::move(dropped));
-    if (batch.has_value()) RunBatch(std::move(*batch), now);
+    if (batch.has_value()) {
+      RunBatch(std::move(*batch), now);
+      absl::MutexLock lock(&mu_);
+      --running_batches_;
+    }
     if (finished) return;
   }
 }

@@ -2,10 +2,12 @@
 // arrival order; a batch is the oldest task plus every later task on the same
 // model (the backbone, or one adapter version: SameModel), up to
 // `max_batch_size` rows (mixed ranks allowed). A batch runs when it is full,
-// when its oldest task has waited `max_queue_delay`, or when the batcher is
-// stopping. Expired (deadline passed) or cancelled tasks are dropped before
-// compute. A full queue refuses a task at once (RESOURCE_EXHAUSTED) instead of
-// letting it time out.
+// when its oldest task has waited `max_queue_delay`, when no batch is running
+// (unless `wait_when_idle`: waiting only pays while the engine is busy, as
+// requests that arrive during a batch form the next one, so an idle server
+// answers a lone request at once), or when the batcher is stopping. Expired
+// (deadline passed) or cancelled tasks are dropped before compute. A full queue
+// refuses a task at once (RESOURCE_EXHAUSTED) instead of letting it time out.
 //
 // Threads: Start() runs `workers` worker threads that each form and run
 // batches (the runner must be thread-safe when workers > 1). Without
@@ -43,6 +45,10 @@ struct BatcherOptions {
   // Rows queued (not yet running) at most; more -> RESOURCE_EXHAUSTED.
   int64_t queue_capacity = 1024;
   int workers = 1;  // batch worker threads
+  // Hold a lone request for max_queue_delay even when no batch is running
+  // (Triton's rule: bigger batches, a delay on every idle request). Off: an
+  // idle batcher runs what is queued at once.
+  bool wait_when_idle = false;
 
   // INVALID_ARGUMENT naming the option for a value out of range.
   absl::Status Validate() const;
@@ -91,8 +97,10 @@ class DynamicBatcher {
   };
   // Moves expired and cancelled tasks to `dropped` (their `done` is called
   // later, without mu_) and, when a batch is ready at `now`, takes it out of
-  // the queue.
+  // the queue. `engine_idle`: no batch is running, so any batch is ready
+  // unless options_.wait_when_idle.
   std::optional<Batch> TakeReadyBatch(absl::Time now, bool drain,
+                                      bool engine_idle,
                                       std::vector<DroppedTask>* dropped)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Clock time at which the queue next needs a look without new events: the
@@ -116,6 +124,7 @@ class DynamicBatcher {
   std::deque<std::unique_ptr<InferenceTask>> queue_ ABSL_GUARDED_BY(mu_);
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int running_batches_ ABSL_GUARDED_BY(mu_) = 0;  // on the worker threads
   // Signalled on Submit, Stop, and when a worker leaves work behind.
   absl::CondVar work_cv_;
 

@@ -46,6 +46,7 @@ TEST(ServerOptionsTest, NoFlagsGiveTheDocumentedDefaults) {
   EXPECT_EQ(runtime.batcher.max_queue_delay, absl::Milliseconds(2));
   EXPECT_EQ(runtime.batcher.queue_capacity, 1024);
   EXPECT_EQ(runtime.batcher.workers, 1);
+  EXPECT_FALSE(runtime.batcher.wait_when_idle);
   EXPECT_EQ(runtime.threads, 0);
   EXPECT_EQ(runtime.engine.merge_after, 64);
   EXPECT_EQ(runtime.engine.merge_cache_mb, 256);
@@ -88,6 +89,7 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
       "--max-queue-delay-ms", "2.5",
       "--queue-capacity", "100",
       "--workers", "3",
+      "--wait-when-idle",
       "--threads", "2",
       "--merge-after", "0",
       "--merge-cache-mb", "64",
@@ -123,6 +125,7 @@ TEST(ServerOptionsTest, EveryFlagIsParsed) {
   EXPECT_EQ(runtime.batcher.max_queue_delay, absl::Microseconds(2500));
   EXPECT_EQ(runtime.batcher.queue_capacity, 100);
   EXPECT_EQ(runtime.batcher.workers, 3);
+  EXPECT_TRUE(runtime.batcher.wait_when_idle);
   EXPECT_EQ(runtime.threads, 2);
   EXPECT_EQ(runtime.engine.merge_after, 0);
   EXPECT_EQ(runtime.engine.merge_cache_mb, 64);

@@ -213,13 +213,46 @@ class BatcherRulesTest : public ::testing::Test {
   std::shared_ptr<const ServedAdapter> adapter_b_ = FakeAdapter();
 };
 
+// The delay rules alone (wait_when_idle): the tests below control exactly
+// when a batch forms. AnIdleBatcher... tests cover the default.
 BatcherOptions Options(int64_t max_rows, absl::Duration delay,
                        int64_t capacity = 1024) {
   BatcherOptions options;
   options.max_batch_size = max_rows;
   options.max_queue_delay = delay;
   options.queue_capacity = capacity;
+  options.wait_when_idle = true;
   return options;
+}
+
+TEST_F(BatcherRulesTest, AnIdleBatcherRunsALoneTaskAtOnceByDefault) {
+  BatcherOptions options = Options(8, absl::Hours(1));
+  options.wait_when_idle = false;
+  DynamicBatcher batcher(options, engine_.Runner(), nullptr,
+                         [this] { return now_; });
+  ASSERT_TRUE(
+      batcher.Submit(MakeTask({.id = 1, .adapter = adapter_a_}, completions_))
+          .ok());
+  EXPECT_EQ(batcher.RunOnce(), 1);  // no time has passed
+  EXPECT_EQ(completions_.calls(1), 1);
+}
+
+// With workers: a lone request on an idle server runs at once, not after
+// the hour-long delay; and requests arriving while a batch runs still
+// batch together.
+TEST(DynamicBatcherThreadedTest, AnIdleWorkerRunsALoneTaskAtOnce) {
+  FakeEngine engine;
+  Completions completions;
+  BatcherOptions options = Options(8, absl::Hours(1));
+  options.wait_when_idle = false;
+  DynamicBatcher batcher(options, engine.Runner(), nullptr);
+  batcher.Start();
+  ASSERT_TRUE(
+      batcher.Submit(MakeTask({.id = 1, .adapter = FakeAdapter()}, completions))
+          .ok());
+  ASSERT_TRUE(completions.WaitFor(1));  // times out long before an hour
+  EXPECT_EQ(completions.calls(1), 1);
+  EXPECT_EQ(engine.batches().size(), 1u);
 }
 
 TEST_F(BatcherRulesTest, NothingRunsBeforeTheDelayAndTheTaskRunsAtIt) {
