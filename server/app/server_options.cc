@@ -150,8 +150,9 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
   app.add_flag("--wait-when-idle", b.wait_when_idle,
                "hold a lone request for --max-queue-delay-ms even when no "
                "batch is running (default: an idle server runs it at once)");
-  app.add_option("--threads", r.threads,
-                 "intra-op threads per batch (0: LibTorch default)")
+  app.add_option(
+         "--threads", r.threads,
+         "intra-op threads per batch (0: the cores divided by --workers)")
       ->capture_default_str();
   app.add_option(
          "--merge-after", e.merge_after,

@@ -54,13 +54,19 @@ struct RuntimeOptions {
   int64_t max_tokens = 128;  // per text (pair), longest-first truncation
   DeviceProfiles profiles;   // --profile name=rank
   RankPolicy default_policy = RankPolicy::kMax;
-  int threads = 0;  // intra-op threads; 0: LibTorch's default
+  // Intra-op threads per batch; 0: the cores this process may run on
+  // divided by batcher.workers (IntraOpThreads), so threads x workers never
+  // exceed the cores by default.
+  int threads = 0;
   EngineOptions engine;
   BatcherOptions batcher;
 
   // INVALID_ARGUMENT naming the option for a value out of range (the
   // engine's and batcher's included); Create refuses such options.
   absl::Status Validate() const;
+  // The intra-op threads to run with on `cores` cores: `threads` when set,
+  // else max(1, cores / batcher.workers).
+  int IntraOpThreads(int cores) const;
 };
 
 struct TextInput {

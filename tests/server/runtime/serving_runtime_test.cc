@@ -161,6 +161,19 @@ TEST(ServingRuntimeCreateTest, BackboneNameDefaultsToTheModelDirectoryName) {
   }
 }
 
+// By default intra-op threads x batch workers never exceed the cores.
+TEST(RuntimeOptionsTest, DefaultThreadsDivideTheCoresAmongTheWorkers) {
+  RuntimeOptions options;
+  EXPECT_EQ(options.IntraOpThreads(2), 2);  // one worker takes both
+  options.batcher.workers = 2;
+  EXPECT_EQ(options.IntraOpThreads(2), 1);
+  EXPECT_EQ(options.IntraOpThreads(8), 4);
+  options.batcher.workers = 3;
+  EXPECT_EQ(options.IntraOpThreads(2), 1);  // never 0
+  options.threads = 4;                      // an explicit value wins
+  EXPECT_EQ(options.IntraOpThreads(2), 4);
+}
+
 TEST(ServingRuntimeCreateTest, BadOptionsAreRefusedWithAMessage) {
   ScopedTempDir dir;
   struct Case {
