@@ -16,17 +16,6 @@ std::string ShapeString(const at::Tensor& t) {
   return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
 }
 
-// Column weights [B, r] for the per-row form: alpha / r_i on the first r_i
-// columns, 0 beyond.
-at::Tensor RowColumnWeights(const at::Tensor& ranks, int64_t width,
-                            double alpha, const at::TensorOptions& options) {
-  at::Tensor r = ranks.to(options.device()).to(at::kLong);
-  at::Tensor columns = at::arange(width, r.options());
-  at::Tensor mask = columns.unsqueeze(0) < r.unsqueeze(1);  // [B, width]
-  at::Tensor scale = alpha / r.to(at::kDouble);             // [B]
-  return (mask.to(at::kDouble) * scale.unsqueeze(1)).to(options.dtype());
-}
-
 }  // namespace
 
 absl::string_view UpdateModeName(UpdateMode mode) {
@@ -93,7 +82,11 @@ absl::Status ValidateRowRanks(const at::Tensor& ranks, int64_t r_min,
 at::Tensor UncheckedRankColumnWeights(const at::Tensor& ranks, int64_t width,
                                       double alpha,
                                       const at::TensorOptions& options) {
-  return RowColumnWeights(ranks, width, alpha, options);
+  at::Tensor r = ranks.to(options.device()).to(at::kLong);
+  at::Tensor columns = at::arange(width, r.options());
+  at::Tensor mask = columns.unsqueeze(0) < r.unsqueeze(1);  // [B, width]
+  at::Tensor scale = alpha / r.to(at::kDouble);             // [B]
+  return (mask.to(at::kDouble) * scale.unsqueeze(1)).to(options.dtype());
 }
 
 void UncheckedAddLowRank(at::Tensor& y, const at::Tensor& x,
@@ -126,7 +119,7 @@ at::Tensor UncheckedLowRankDeltaPerRow(const at::Tensor& x,
               "] do not match the batch of x ", x.sizes());
   if (width < 1) width = ranks.numel() == 0 ? 1 : ranks.max().item<int64_t>();
   at::Tensor h = at::matmul(x, down.narrow(0, 0, width).t());  // [B,...,w]
-  at::Tensor w = RowColumnWeights(ranks, width, alpha, h.options());
+  at::Tensor w = UncheckedRankColumnWeights(ranks, width, alpha, h.options());
   std::vector<int64_t> view(h.dim(), 1);
   view.front() = h.size(0);
   view.back() = width;

@@ -77,7 +77,12 @@ absl::StatusOr<std::shared_ptr<const QuantizedLinears>>
 QuantizedLinears::Create(const std::vector<QuantizedLinearSource>& layers,
                          std::shared_ptr<const LinearHook> fallback) {
   return CallTorch("quantizing linear layers to int8", [&] {
-    at::globalContext().setQEngine(at::QEngine::FBGEMM);
+    // The prepack op dispatches on the global engine: select fbgemm once.
+    static const bool engine_selected = [] {
+      at::globalContext().setQEngine(at::QEngine::FBGEMM);
+      return true;
+    }();
+    (void)engine_selected;
     std::shared_ptr<QuantizedLinears> result(new QuantizedLinears());
     result->fallback_ = std::move(fallback);
     for (const QuantizedLinearSource& layer : layers) {

@@ -47,6 +47,17 @@ absl::StatusOr<c10::Device> ParseDevice(absl::string_view name) {
   return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
+// The cores this process may run on (its CPU affinity mask, which honours
+// cpusets and `taskset`), at least 1.
+int UsableCores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    return std::max(1, CPU_COUNT(&set));
+  }
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 }  // namespace
 
 int RuntimeOptions::IntraOpThreads(int cores) const {
@@ -72,21 +83,6 @@ absl::Status RuntimeOptions::Validate() const {
   DYLORA_RETURN_IF_ERROR(engine.Validate());
   return batcher.Validate();
 }
-
-namespace {
-
-// The cores this process may run on (its CPU affinity mask, which honours
-// cpusets and `taskset`), at least 1.
-int UsableCores() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    return std::max(1, CPU_COUNT(&set));
-  }
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
     RuntimeOptions options, ServerMetrics* metrics) {
