@@ -2,7 +2,8 @@
 # dylora against its peers, in one window, on the same SST-2 dev sentences and
 # the same number of intra-op threads:
 #   1. our engine in-process: build/bench/encoder_bench (backbone, merged rank
-#      8, truncated rank 8, mixed ranks; padding-free) at batches 1/8/32;
+#      8, truncated rank 8, mixed ranks; padding-free, on weights prepacked
+#      for oneDNN as dylora-serve runs fp32) at batches 1/8/32;
 #   2. our server: dylora-serve on loopback with the adapter pre-merged at its
 #      r_max, driven by `dylora-client bench` (one sentence per request) at
 #      concurrency 1 and 8, then stopped with SIGTERM (must exit 0); once per
@@ -31,9 +32,10 @@
 #   --precisions    dylora-serve --precision values, one server each, in this
 #                   order (default fp32,int8)
 #   --variants      encoder_bench variants (default backbone:padded,
-#                   backbone:packed,merged8:packed,rank8:packed,mixed:packed;
-#                   backbone:padded is encoder_bench's ratio baseline and the
-#                   layout the peers use)
+#                   backbone:packed,backbone:prepacked,merged8:prepacked,
+#                   rank8:prepacked,mixed:prepacked; backbone:padded is
+#                   encoder_bench's ratio baseline and the layout the peers
+#                   use; *:prepacked is dylora-serve's fp32 path)
 #   --onnx-cache    where the exported .onnx files are kept between runs
 #                   (default .deps/peers-onnx, git-ignored)
 #   --check-sentences N  dev sentences of the peers' logit/accuracy check
@@ -54,7 +56,7 @@ port=18551
 batch_sizes="1,8,32"
 concurrency="1,8"
 precisions="fp32,int8"
-variants="backbone:padded,backbone:packed,merged8:packed,rank8:packed,mixed:packed"
+variants="backbone:padded,backbone:packed,backbone:prepacked,merged8:prepacked,rank8:prepacked,mixed:prepacked"
 onnx_cache="$ROOT/.deps/peers-onnx"
 check_sentences=0
 

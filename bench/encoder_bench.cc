@@ -9,6 +9,8 @@
 //   merged8:packed      merged weights for rank 8
 //   rank8:packed, rank1:packed   truncated adapter
 //   mixed:packed        one rank per row, 1..8
+//   *:prepacked         the same on weights reordered once for oneDNN
+//                       (core/model/packed_linears.h; dylora-serve's fp32)
 // items/s counts sentences; the tokens counter counts real tokens per second.
 // Needs the real model (scripts/bootstrap.sh) and ../shared/data. Run:
 //   build/bench/encoder_bench [--benchmark_min_time=2s]
@@ -29,6 +31,7 @@
 #include "core/glue/glue.h"
 #include "core/model/encoder.h"
 #include "core/model/packed_inputs.h"
+#include "core/model/packed_linears.h"
 #include "core/tokenizer/tokenizer.h"
 
 namespace dylora::bench {
@@ -41,6 +44,9 @@ struct Shared {
   std::unique_ptr<Encoder> encoder;
   std::unique_ptr<DyLoraAdapter> adapter;
   std::vector<Encoding> sentences;
+  // The backbone's linears reordered for oneDNN; null where LibTorch has
+  // no oneDNN kernels (the prepacked variants are then not registered).
+  std::shared_ptr<const PackedLinears> prepacked;
 };
 
 // One batch of consecutive sentences in both layouts.
@@ -118,8 +124,8 @@ void Register(std::shared_ptr<Shared> shared, int64_t size) {
     batches->push_back(MakeBatch(*shared, i * static_cast<size_t>(size), size));
   }
   const DyLoraAdapter& adapter = *shared->adapter;
-  auto merged8 = std::make_shared<MergedWeightsHook>(
-      *MergedWeights(adapter, *shared->encoder, 8));
+  const auto merged8_weights = *MergedWeights(adapter, *shared->encoder, 8);
+  auto merged8 = std::make_shared<MergedWeightsHook>(merged8_weights);
   const std::string group = "encoder/batch:" + std::to_string(size);
   auto add = [&](const std::string& variant, Layout layout, HookFor hook_for) {
     benchmark::RegisterBenchmark(
@@ -148,6 +154,31 @@ void Register(std::shared_ptr<Shared> shared, int64_t size) {
         return *AdapterHook::Create(
             adapter, RankSpec::PerRow(at::tensor(b.token_ranks, at::kLong)));
       });
+  // dylora-serve's fp32 path: the linears' weights reordered once for
+  // oneDNN (core/model/packed_linears.h).
+  const std::shared_ptr<const PackedLinears> backbone = shared->prepacked;
+  if (backbone == nullptr) return;
+  std::vector<PackedLinearSource> merged_layers;
+  for (const auto& [id, w] : merged8_weights) {
+    merged_layers.push_back({id, w, *shared->encoder->LinearBias(id)});
+  }
+  std::shared_ptr<const LinearHook> prepacked_merged8 =
+      *PackedLinears::Create(Precision::kFp32, merged_layers, backbone);
+  add("backbone:prepacked", Layout::kPacked,
+      [backbone](const Batch&) { return backbone; });
+  add("merged8:prepacked", Layout::kPacked,
+      [prepacked_merged8](const Batch&) { return prepacked_merged8; });
+  add("rank8:prepacked", Layout::kPacked,
+      [&adapter, backbone](const Batch&) -> std::shared_ptr<const LinearHook> {
+        return *AdapterHook::Create(adapter, RankSpec::Single(8), backbone);
+      });
+  add("mixed:prepacked", Layout::kPacked,
+      [&adapter,
+       backbone](const Batch& b) -> std::shared_ptr<const LinearHook> {
+        return *AdapterHook::Create(
+            adapter, RankSpec::PerRow(at::tensor(b.token_ranks, at::kLong)),
+            backbone);
+      });
 }
 
 int Main(int argc, char** argv) {
@@ -168,6 +199,13 @@ int Main(int argc, char** argv) {
     }
   }
   shared->encoder = *std::move(encoder);
+  if (auto prepacked = PackEncoderLinears(*shared->encoder, Precision::kFp32);
+      prepacked.ok()) {
+    shared->prepacked = *std::move(prepacked);
+  } else {
+    std::printf("no prepacked variants: %s\n",
+                std::string(prepacked.status().message()).c_str());
+  }
   tokenizer->set_padding(std::nullopt);
   int64_t total_tokens = 0;
   for (const Example& example : dev->examples) {

@@ -193,6 +193,26 @@ def main():
                                                    if n_batches else None)
                 extra["merge_cache_hits"] = delta("dylora_merge_cache_hits_total")
                 extra["merge_cache_misses"] = delta("dylora_merge_cache_misses_total")
+                # Where a request's time goes (means over the cell, ms), from
+                # the server's own histograms and the client's latency.
+                n_req = delta("dylora_request_duration_seconds_count")
+                n_queued = delta("dylora_queue_duration_seconds_count")
+                n_computed = delta("dylora_compute_duration_seconds_count")
+                if n_req and n_queued and n_computed:
+                    server = delta("dylora_request_duration_seconds_sum") / n_req * 1e3
+                    queue = delta("dylora_queue_duration_seconds_sum") / n_queued * 1e3
+                    compute = delta("dylora_compute_duration_seconds_sum") / n_computed * 1e3
+                    extra["breakdown_ms"] = {
+                        "client_latency": lat["mean"] * 1e3,
+                        "server_request": server,
+                        "queue_wait": queue,
+                        "batch_compute": compute,
+                        # What the server spends outside the queue and the
+                        # batch: decode, tokenize, validate, reply.
+                        "server_other": server - queue - compute,
+                        # The wire both ways, gRPC's threads and the client.
+                        "grpc_and_client": lat["mean"] * 1e3 - server,
+                    }
             m_prev = m_now
             t_now = thread_ticks(d / f"{prefix}_threads_{i}.txt")
             if t_prev is not None and t_now is not None:
@@ -258,14 +278,16 @@ def main():
       "sizes ('best@B': reached at batch B), then the best peer's best in-process figure "
       "('vs best peer'); p50 ratio: the row's p50 over that ORT's batch-1 p50.")
     p("ours in-process = build/bench/encoder_bench: encoder forward on pre-tokenized batches "
-      "(packed: padding-free; padded: to the batch's longest row), no head; rank8/mixed use random r_max=8 factors on "
+      "(packed: padding-free; padded: to the batch's longest row; prepacked: packed, on linear weights reordered "
+      "once for oneDNN, as dylora-serve runs fp32), no head; rank8/mixed use random r_max=8 factors on "
       "all six linears (the same work as the adapter), merged8 = weights merged at rank 8. "
       "mean ms = mean time per batch (Google Benchmark reports no percentiles).")
     p("peers = bench/peers/peers_bench.py: forward + head on pre-tokenized batches padded to "
       "their longest row; p50/p99 per batch.")
     p("served = dylora-serve (--prewarm-ranks r_max, --threads as above, --precision fp32 "
-      "or int8: int8 = backbone linears through fbgemm, the merged rank quantized when "
-      "cached; one server per precision) through gRPC, dylora-client bench, closed loop, "
+      "or int8: fp32 = linears on weights reordered once for oneDNN, int8 = backbone "
+      "linears through fbgemm; the merged rank packed the same way when cached; one "
+      "server per precision) through gRPC, dylora-client bench, closed loop, "
       "one sentence per request, rank r_max; latency per request, client on the same "
       "machine.")
     for (prec, c), e in served_info.items():
@@ -275,6 +297,14 @@ def main():
               f"{e['server_batches']:.0f} batches of {fmt(mb, '.2f')} rows on average; "
               f"merged-weight cache hits {e['merge_cache_hits']:.0f}, misses "
               f"{e['merge_cache_misses']:.0f}")
+        if "breakdown_ms" in e:
+            b = e["breakdown_ms"]
+            p(f"served {prec} c={c}, mean ms per request: client latency "
+              f"{b['client_latency']:.2f} = gRPC + client {b['grpc_and_client']:.2f} + server "
+              f"{b['server_request']:.2f} (queue wait {b['queue_wait']:.2f}, batch compute "
+              f"{b['batch_compute']:.2f} per batch, decode/tokenize/reply "
+              f"{b['server_other']:.2f}"
+              + (")" if c == 1 else "; batches overlap requests, so the parts are approximate)"))
         if "server_busy_threads" in e:
             busy = e["server_busy_threads"]
             p(f"served {prec} c={c}: {busy} dylora-serve thread(s) accrued CPU time (busiest, "

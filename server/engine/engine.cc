@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "core/adapter/adapter_hooks.h"
 #include "core/model/encoder.h"
+#include "core/model/packed_linears.h"
 #include "core/model/pooling.h"
-#include "core/model/quantized_linears.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "server/metrics/server_metrics.h"
@@ -30,34 +30,35 @@ PackedInputs Pack(const std::vector<const TokenizedText*>& rows,
 }
 
 // The real merge: MergedWeights on the encoder, costed by its bytes; with
-// an int8 backbone, the merged layers quantized in turn (the others fall
-// through to the backbone's int8 layers).
+// a packed backbone, the merged layers packed in turn, in its precision
+// (the others fall through to the backbone's packed layers).
 MergeFunction EncoderMerge(
     std::shared_ptr<const Encoder> encoder,
-    std::shared_ptr<const QuantizedLinears> int8_backbone) {
+    std::shared_ptr<const PackedLinears> packed_backbone) {
   return [encoder = std::move(encoder),
-          int8_backbone = std::move(int8_backbone)](
+          packed_backbone = std::move(packed_backbone)](
              const ServedAdapter& adapter,
              int64_t rank) -> absl::StatusOr<MergedEntry> {
     c10::InferenceMode inference_mode;
     DYLORA_ASSIGN_OR_RETURN(auto merged,
                             MergedWeights(*adapter.adapter, *encoder, rank));
-    if (int8_backbone == nullptr) {
+    if (packed_backbone == nullptr) {
       int64_t bytes = 0;
       for (const auto& [id, w] : merged)
         bytes += static_cast<int64_t>(w.nbytes());
       return MergedEntry{
           std::make_shared<const MergedWeightsHook>(std::move(merged)), bytes};
     }
-    std::vector<QuantizedLinearSource> layers;
+    std::vector<PackedLinearSource> layers;
     for (auto& [id, w] : merged) {
       DYLORA_ASSIGN_OR_RETURN(at::Tensor bias, encoder->LinearBias(id));
       layers.push_back({id, std::move(w), bias});
     }
-    DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<const QuantizedLinears> quantized,
-                            QuantizedLinears::Create(layers, int8_backbone));
-    const int64_t bytes = quantized->bytes();
-    return MergedEntry{std::move(quantized), bytes};
+    DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<const PackedLinears> packed,
+                            PackedLinears::Create(packed_backbone->precision(),
+                                                  layers, packed_backbone));
+    const int64_t bytes = packed->bytes();
+    return MergedEntry{std::move(packed), bytes};
   };
 }
 
@@ -67,17 +68,6 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 }
 
 }  // namespace
-
-absl::string_view PrecisionName(Precision precision) {
-  return precision == Precision::kInt8 ? "int8" : "fp32";
-}
-
-absl::StatusOr<Precision> ParsePrecision(absl::string_view name) {
-  if (name == "fp32") return Precision::kFp32;
-  if (name == "int8") return Precision::kInt8;
-  return absl::InvalidArgumentError(
-      absl::StrCat("precision \"", name, "\" is neither fp32 nor int8"));
-}
 
 absl::Status EngineOptions::Validate() const {
   if (merge_after < 0 || merge_cache_mb < 0) {
@@ -95,15 +85,16 @@ absl::Status EngineOptions::Validate() const {
 
 Engine::Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
                ServerMetrics* metrics, MergeFunction merge,
-               std::shared_ptr<const QuantizedLinears> int8_backbone)
+               std::shared_ptr<const PackedLinears> packed_backbone)
     : encoder_(std::move(encoder)),
-      int8_backbone_(std::move(int8_backbone)),
+      packed_backbone_(std::move(packed_backbone)),
       options_(options),
       metrics_(metrics),
       cache_(options.merge_cache_mb << 20, metrics),
-      merger_(cache_,
-              merge ? std::move(merge) : EncoderMerge(encoder_, int8_backbone_),
-              metrics) {}
+      merger_(
+          cache_,
+          merge ? std::move(merge) : EncoderMerge(encoder_, packed_backbone_),
+          metrics) {}
 
 absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
   const auto start = std::chrono::steady_clock::now();
@@ -111,7 +102,7 @@ absl::StatusOr<BatchOutput> Engine::Run(const BackboneBatch& batch) const {
   DYLORA_ASSIGN_OR_RETURN(PackedInputs inputs, BatchInputs(batch.rows));
   DYLORA_ASSIGN_OR_RETURN(
       EncoderOutputs out,
-      encoder_->ForwardPacked(inputs, int8_backbone_.get()));
+      encoder_->ForwardPacked(inputs, packed_backbone_.get()));
   DYLORA_ASSIGN_OR_RETURN(
       at::Tensor mask, CallTorch("the pooling mask", [&] {
         return out.attention_mask.defined()
@@ -168,7 +159,7 @@ absl::StatusOr<BatchOutput> Engine::Run(const AdapterBatch& batch) {
     DYLORA_ASSIGN_OR_RETURN(
         const std::unique_ptr<AdapterHook> hook,
         AdapterHook::CreateUnchecked(*adapter.adapter, std::move(spec), *high,
-                                     int8_backbone_));
+                                     packed_backbone_));
     DYLORA_ASSIGN_OR_RETURN(out, encoder_->ForwardPacked(inputs, hook.get()));
   }
   DYLORA_ASSIGN_OR_RETURN(at::Tensor logits, adapter.head.Forward(out));

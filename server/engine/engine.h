@@ -30,6 +30,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "core/model/packed_linears.h"
 #include "server/engine/background_merger.h"
 #include "server/engine/batch_types.h"
 #include "server/engine/merge_cache.h"
@@ -37,7 +38,6 @@
 
 namespace dylora {
 class Encoder;
-class QuantizedLinears;
 struct PackedInputs;
 }  // namespace dylora
 
@@ -45,20 +45,12 @@ namespace dylora::serving {
 
 class ServerMetrics;
 
-// What the backbone's linear layers compute in (--precision).
-enum class Precision {
-  kFp32,
-  // int8 weights through fbgemm (core/model/quantized_linears.h): the
-  // backbone quantized once at start, each merged rank quantized once when
-  // it is merged and cached; the truncated path adds its low-rank term in
-  // fp32 to the int8 backbone. CPU only.
-  kInt8,
-};
-absl::string_view PrecisionName(Precision precision);
-absl::StatusOr<Precision> ParsePrecision(absl::string_view name);
-
 // Names match dylora-serve's flags and TOML keys (underscores for dashes).
 struct EngineOptions {
+  // What the linear layers compute in (core/model/packed_linears.h). int8:
+  // the backbone quantized once at start, each merged rank quantized once
+  // when it is merged and cached; the truncated path adds its low-rank
+  // term in fp32 to the int8 backbone. CPU only.
   Precision precision = Precision::kFp32;
   // Merge a rank in the background after this many rows ran at it (0: only
   // ranks pre-warmed are ever merged).
@@ -75,11 +67,13 @@ class Engine {
  public:
   // `options` must pass Validate(). `encoder` is shared with the registry;
   // `metrics` may be null. `merge` replaces the real merge (tests); by
-  // default MergedWeights on `encoder` (quantized for int8). Precision int8
-  // needs `int8_backbone`, the encoder's layers from QuantizeEncoderLinears.
+  // default MergedWeights on `encoder`, packed like `packed_backbone` when
+  // there is one. `packed_backbone` is the encoder's layers from
+  // PackEncoderLinears (required for int8; for fp32 it saves repacking
+  // weights on every call, and null runs plain x W^T + b).
   Engine(std::shared_ptr<const Encoder> encoder, EngineOptions options,
          ServerMetrics* metrics, MergeFunction merge = nullptr,
-         std::shared_ptr<const QuantizedLinears> int8_backbone = nullptr);
+         std::shared_ptr<const PackedLinears> packed_backbone = nullptr);
 
   // [rows, hidden] unit-norm embeddings. INTERNAL for a LibTorch failure.
   absl::StatusOr<BatchOutput> Run(const BackboneBatch& batch) const;
@@ -114,8 +108,8 @@ class Engine {
       std::chrono::steady_clock::time_point start) const;
 
   const std::shared_ptr<const Encoder> encoder_;
-  // The backbone's int8 layers (precision int8), else null.
-  const std::shared_ptr<const QuantizedLinears> int8_backbone_;
+  // The backbone's packed layers, or null (plain fp32).
+  const std::shared_ptr<const PackedLinears> packed_backbone_;
   const EngineOptions options_;
   ServerMetrics* const metrics_;
   MergeCache cache_;

@@ -1,8 +1,8 @@
 // MergeCache: merged weights per (adapter name, version, rank), least
 // recently used first out, bounded by a byte budget. An entry is the full
-// set of merged layers of one adapter at one rank (fp32 MergedWeightsHook,
-// or int8 QuantizedLinears), held as a shared_ptr<const LinearHook>: a batch
-// keeps its entry alive even if it is evicted meanwhile.
+// set of merged layers of one adapter at one rank (PackedLinears in the
+// serving precision, or a plain MergedWeightsHook), held as a shared_ptr<const
+// LinearHook>: a batch keeps its entry alive even if it is evicted meanwhile.
 //
 // Keys and erasure agree on (name, version): Retire(name, version) drops
 // that version and every older one of `name` and refuses them from then on,

@@ -16,7 +16,7 @@
 #include "absl/strings/strip.h"
 #include "core/io/utf8.h"
 #include "core/model/encoder.h"
-#include "core/model/quantized_linears.h"
+#include "core/model/packed_linears.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "server/metrics/server_metrics.h"
@@ -141,19 +141,31 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
     }
   }
   DYLORA_RETURN_IF_ERROR(ValidateAdapterName(backbone_name));
-  std::shared_ptr<const QuantizedLinears> int8_backbone;
-  if (options.engine.precision == Precision::kInt8) {
-    DYLORA_ASSIGN_OR_RETURN(int8_backbone, QuantizeEncoderLinears(*encoder));
+  // The backbone's linears packed once for the precision's CPU kernel.
+  // int8 cannot run without them; fp32 can (plain x W^T + b, each call
+  // repacking its weight), so there their absence is only a warning.
+  std::shared_ptr<const PackedLinears> packed_backbone;
+  const Precision precision = options.engine.precision;
+  absl::Status packable = CheckPackedLinearsSupported(
+      precision, encoder->device(), encoder->dtype());
+  if (packable.ok()) {
+    DYLORA_ASSIGN_OR_RETURN(packed_backbone,
+                            PackEncoderLinears(*encoder, precision));
+  } else if (precision == Precision::kInt8) {
+    return packable;
+  } else {
+    spdlog::warn("serving fp32 with unpacked weights: {}",
+                 std::string(packable.message()));
   }
   return std::unique_ptr<ServingRuntime>(new ServingRuntime(
       std::move(options), std::move(encoder), std::move(tokenizer),
-      std::move(backbone_name), metrics, std::move(int8_backbone)));
+      std::move(backbone_name), metrics, std::move(packed_backbone)));
 }
 
 ServingRuntime::ServingRuntime(
     RuntimeOptions options, std::shared_ptr<const Encoder> encoder,
     Tokenizer tokenizer, std::string backbone_name, ServerMetrics* metrics,
-    std::shared_ptr<const QuantizedLinears> int8_backbone)
+    std::shared_ptr<const PackedLinears> packed_backbone)
     : options_(std::move(options)),
       encoder_(std::move(encoder)),
       tokenizer_(std::move(tokenizer)),
@@ -161,7 +173,7 @@ ServingRuntime::ServingRuntime(
       metrics_(metrics),
       registry_(encoder_, metrics),
       engine_(encoder_, options_.engine, metrics, /*merge=*/nullptr,
-              std::move(int8_backbone)),
+              std::move(packed_backbone)),
       batcher_(
           options_.batcher,
           [this](const EngineBatch& batch) {

@@ -33,7 +33,7 @@
 
 namespace dylora {
 class Encoder;
-class QuantizedLinears;
+class PackedLinears;
 }  // namespace dylora
 
 namespace dylora::serving {
@@ -188,7 +188,7 @@ class ServingRuntime {
   ServingRuntime(RuntimeOptions options, std::shared_ptr<const Encoder> encoder,
                  Tokenizer tokenizer, std::string backbone_name,
                  ServerMetrics* metrics,
-                 std::shared_ptr<const QuantizedLinears> int8_backbone);
+                 std::shared_ptr<const PackedLinears> packed_backbone);
 
   bool IsBackbone(absl::string_view model) const {
     return model == backbone_name_;

@@ -14,8 +14,8 @@
 #include "core/adapter/adapter_hooks.h"
 #include "core/adapter/adapter_io.h"
 #include "core/model/encoder.h"
+#include "core/model/packed_linears.h"
 #include "core/model/pooling.h"
-#include "core/model/quantized_linears.h"
 #include "core/tokenizer/tokenizer.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -108,17 +108,19 @@ class EngineTest : public ::testing::Test {
                                     std::move(merge));
   }
 
-  // An int8 engine (null, failing the test, where fbgemm is missing).
-  std::unique_ptr<Engine> MakeInt8Engine(bool always_truncate) {
-    auto int8 = QuantizeEncoderLinears(*encoder_);
-    EXPECT_TRUE(int8.ok()) << int8.status();
-    if (!int8.ok()) return nullptr;
+  // An engine on the backbone's packed linears, as dylora-serve runs it
+  // (null, failing the test, where the kernel is missing).
+  std::unique_ptr<Engine> MakePackedEngine(Precision precision,
+                                           bool always_truncate) {
+    auto packed = PackEncoderLinears(*encoder_, precision);
+    EXPECT_TRUE(packed.ok()) << packed.status();
+    if (!packed.ok()) return nullptr;
     EngineOptions options;
-    options.precision = Precision::kInt8;
+    options.precision = precision;
     options.merge_after = 0;
     options.always_truncate = always_truncate;
     return std::make_unique<Engine>(encoder_, options, nullptr, nullptr,
-                                    *std::move(int8));
+                                    *std::move(packed));
   }
 
   // Merges every rank after one row, each merge announcing `started` and
@@ -238,16 +240,55 @@ TEST_F(EngineTest, MergedPathEqualsTruncatedPath) {
   EXPECT_GT(MaxAbsDiff(AsTensor(*at_low), AsTensor(*at_high)), 1e-4);
 }
 
+// Packed fp32 (oneDNN's reordered weights, dylora-serve's default): the
+// merged path (W0 + (alpha/b) up down, reordered once per rank) and the
+// truncated one (reordered W0, plain low-rank term) compute what the plain
+// engine computes, to float rounding, at every rank and for mixed ranks.
+TEST_F(EngineTest, PackedFp32PathsMatchThePlainEngine) {
+  if (!CheckPackedLinearsSupported(Precision::kFp32, encoder_->device(),
+                                   encoder_->dtype())
+           .ok()) {
+    GTEST_SKIP() << "LibTorch has no oneDNN kernels here";
+  }
+  auto merged_engine = MakePackedEngine(Precision::kFp32, false);
+  auto truncated_engine = MakePackedEngine(Precision::kFp32, true);
+  auto plain_engine = MakeEngine(/*merge_after=*/0, /*always_truncate=*/true);
+  ASSERT_NE(merged_engine, nullptr);
+  ASSERT_NE(truncated_engine, nullptr);
+  ASSERT_TRUE(merged_engine->Prewarm(served_, {1, 2, 3, 4, 5, 6, 7, 8}).ok());
+  EXPECT_GT(merged_engine->merge_cache().bytes(), 0);
+  for (int64_t rank = 1; rank <= 8; ++rank) {
+    const TestRows rows = Rows({rank, rank, rank});
+    auto merged = merged_engine->Run(rows.On(served_));
+    auto truncated = truncated_engine->Run(rows.On(served_));
+    auto plain = plain_engine->Run(rows.On(served_));
+    ASSERT_TRUE(merged.ok() && truncated.ok() && plain.ok());
+    EXPECT_EQ(merged->path, ExecutionPath::kMerged);
+    EXPECT_EQ(truncated->path, ExecutionPath::kTruncated);
+    EXPECT_LE(MaxAbsDiff(AsTensor(*merged), AsTensor(*plain)), 1e-4)
+        << "rank " << rank;
+    EXPECT_LE(MaxAbsDiff(AsTensor(*truncated), AsTensor(*plain)), 1e-4)
+        << "rank " << rank;
+  }
+  const TestRows mixed = Rows({1, 8, 3, 5});
+  auto together = truncated_engine->Run(mixed.On(served_));
+  auto plain_together = plain_engine->Run(mixed.On(served_));
+  ASSERT_TRUE(together.ok() && plain_together.ok());
+  EXPECT_LE(MaxAbsDiff(AsTensor(*together), AsTensor(*plain_together)), 1e-4);
+}
+
 // int8 (fbgemm): the merged path (W0 + (alpha/b) up down, quantized once
 // per rank) and the truncated one (int8 W0, fp32 low-rank term) agree with
 // each other and with fp32 within quantization error, at every rank and
 // for mixed ranks; and int8 really differs from fp32 (the test can fail).
 TEST_F(EngineTest, Int8PathsAgreeWithEachOtherAndWithFp32) {
-  if (!CheckInt8Supported(encoder_->device(), encoder_->dtype()).ok()) {
+  if (!CheckPackedLinearsSupported(Precision::kInt8, encoder_->device(),
+                                   encoder_->dtype())
+           .ok()) {
     GTEST_SKIP() << "fbgemm is not available on this CPU";
   }
-  auto merged_engine = MakeInt8Engine(/*always_truncate=*/false);
-  auto truncated_engine = MakeInt8Engine(/*always_truncate=*/true);
+  auto merged_engine = MakePackedEngine(Precision::kInt8, false);
+  auto truncated_engine = MakePackedEngine(Precision::kInt8, true);
   auto fp32_engine = MakeEngine(/*merge_after=*/0, /*always_truncate=*/true);
   ASSERT_NE(merged_engine, nullptr);
   ASSERT_NE(truncated_engine, nullptr);
