@@ -6,10 +6,12 @@
 #include <csignal>
 
 #include "server/app/grpc_server.h"
+#include "server/app/openmp_env.h"
 #include "server/app/server_options.h"
 
 int main(int argc, char** argv) {
   using namespace dylora::serving;
+  ReexecWithOneOpenMpThreadByDefault(argv);
   // Block SIGTERM/SIGINT before any thread starts, so every thread inherits
   // the mask and only the sigwait below receives them.
   sigset_t signals;
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   spdlog::set_level(spdlog::level::from_str(options.log_level));
+  WarnAboutOpenMpEnvironment();
 
   absl::StatusOr<std::unique_ptr<DyloraServer>> server =
       DyloraServer::Start(std::move(options));

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/util/intra_op_threads.h"
 #include "server/metrics/server_metrics.h"
 
 namespace dylora::serving {
@@ -39,7 +40,13 @@ struct BackgroundMerger::Waiter {
 BackgroundMerger::BackgroundMerger(MergeCache& cache, MergeFunction merge,
                                    ServerMetrics* metrics)
     : cache_(cache), merge_(std::move(merge)), metrics_(metrics) {
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = std::thread([this] {
+    // One intra-op thread: a merge is background work and must not take
+    // cores from the batches, nor keep an OpenMP team of its own
+    // (core/util/intra_op_threads.h).
+    SetThisThreadsIntraOpThreads(1);
+    Loop();
+  });
 }
 
 BackgroundMerger::~BackgroundMerger() {

@@ -1,7 +1,6 @@
 #include "server/runtime/serving_runtime.h"
 
 #include <ATen/Context.h>
-#include <ATen/Parallel.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +16,7 @@
 #include "core/io/utf8.h"
 #include "core/model/encoder.h"
 #include "core/model/packed_linears.h"
+#include "core/util/intra_op_threads.h"
 #include "core/util/status_macros.h"
 #include "core/util/torch_status.h"
 #include "server/metrics/server_metrics.h"
@@ -103,7 +103,9 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
         threads, options.batcher.workers, threads * options.batcher.workers,
         cores);
   }
-  at::set_num_threads(threads);
+  // Loading, merging and request handling run one intra-op thread; only
+  // the batch workers get `threads` (core/util/intra_op_threads.h).
+  SetDefaultIntraOpThreads(1);
   DYLORA_ASSIGN_OR_RETURN(const c10::Device device,
                           ParseDevice(options.device));
   Encoder::LoadOptions load_options;
@@ -159,13 +161,13 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
   }
   return std::unique_ptr<ServingRuntime>(new ServingRuntime(
       std::move(options), std::move(encoder), std::move(tokenizer),
-      std::move(backbone_name), metrics, std::move(packed_backbone)));
+      std::move(backbone_name), metrics, std::move(packed_backbone), threads));
 }
 
 ServingRuntime::ServingRuntime(
     RuntimeOptions options, std::shared_ptr<const Encoder> encoder,
     Tokenizer tokenizer, std::string backbone_name, ServerMetrics* metrics,
-    std::shared_ptr<const PackedLinears> packed_backbone)
+    std::shared_ptr<const PackedLinears> packed_backbone, int intra_op_threads)
     : options_(std::move(options)),
       encoder_(std::move(encoder)),
       tokenizer_(std::move(tokenizer)),
@@ -181,7 +183,8 @@ ServingRuntime::ServingRuntime(
                               batch);
           },
           metrics) {
-  batcher_.Start();
+  batcher_.Start(
+      [intra_op_threads] { SetThisThreadsIntraOpThreads(intra_op_threads); });
 }
 
 ServingRuntime::~ServingRuntime() { Shutdown(); }

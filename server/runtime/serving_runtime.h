@@ -188,7 +188,8 @@ class ServingRuntime {
   ServingRuntime(RuntimeOptions options, std::shared_ptr<const Encoder> encoder,
                  Tokenizer tokenizer, std::string backbone_name,
                  ServerMetrics* metrics,
-                 std::shared_ptr<const PackedLinears> packed_backbone);
+                 std::shared_ptr<const PackedLinears> packed_backbone,
+                 int intra_op_threads);
 
   bool IsBackbone(absl::string_view model) const {
     return model == backbone_name_;

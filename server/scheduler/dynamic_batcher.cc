@@ -42,7 +42,7 @@ DynamicBatcher::DynamicBatcher(BatcherOptions options, BatchRunner runner,
 
 DynamicBatcher::~DynamicBatcher() { Stop(); }
 
-void DynamicBatcher::Start() {
+void DynamicBatcher::Start(std::function<void()> on_worker_start) {
   absl::MutexLock lifecycle(&lifecycle_mu_);
   {
     absl::MutexLock lock(&mu_);
@@ -50,7 +50,10 @@ void DynamicBatcher::Start() {
     if (stopping_ || !workers_.empty()) return;
   }
   for (int i = 0; i < options_.workers; ++i) {
-    workers_.emplace_back([this] { WorkerLoop(); });
+    workers_.emplace_back([this, on_worker_start] {
+      if (on_worker_start) on_worker_start();
+      WorkerLoop();
+    });
   }
 }
 

@@ -70,7 +70,9 @@ class DynamicBatcher {
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
-  void Start();
+  // Starts the worker threads; each runs `on_worker_start` (when given)
+  // before its first batch, e.g. to set that thread's intra-op threads.
+  void Start(std::function<void()> on_worker_start = nullptr);
 
   // Queues `task`. INVALID_ARGUMENT: no rows or no `done`;
   // RESOURCE_EXHAUSTED: the queue cannot take its rows; UNAVAILABLE: stopping.

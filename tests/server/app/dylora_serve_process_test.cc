@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,7 @@ extern char** environ;
 namespace dylora::serving {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::IsSupersetOf;
 namespace health = ::grpc::health::v1;
 namespace reflection = ::grpc::reflection::v1alpha;
@@ -60,6 +63,7 @@ class ServeProcess {
       ::waitpid(pid_, nullptr, 0);
     }
   }
+  pid_t pid() const { return pid_; }
   // The exit code after SIGTERM, or -1 when it did not exit normally.
   int Terminate() {
     ::kill(pid_, SIGTERM);
@@ -79,13 +83,14 @@ TEST(DyloraServeProcessTest, ServesThenDrainsOnSigterm) {
   {
     auto encoder = Encoder::Load(dylora::testing::ModelDir());
     ASSERT_TRUE(encoder.ok());
-    adapter_path = dylora::testing::WriteRandomAdapter(**encoder, dir.path(), "sst", 7);
+    adapter_path =
+        dylora::testing::WriteRandomAdapter(**encoder, dir.path(), "sst", 7);
   }
   const int port = FreePort();
-  ServeProcess process({"--model", dylora::testing::ModelDir(), "--host", "127.0.0.1",
-                        "--port", std::to_string(port), "--metrics-port", "-1",
-                        "--adapter", "sst=" + adapter_path, "--profile", "phone=2",
-                        "--threads", "1"});
+  ServeProcess process(
+      {"--model", dylora::testing::ModelDir(), "--host", "127.0.0.1", "--port",
+       std::to_string(port), "--metrics-port", "-1", "--adapter",
+       "sst=" + adapter_path, "--profile", "phone=2", "--threads", "1"});
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                      grpc::InsecureChannelCredentials());
   ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
@@ -98,6 +103,21 @@ TEST(DyloraServeProcessTest, ServesThenDrainsOnSigterm) {
     grpc::ClientContext context;
     ASSERT_TRUE(health_stub->Check(&context, {}, &health_response).ok());
     EXPECT_EQ(health_response.status(), health::HealthCheckResponse::SERVING);
+  }
+
+  // It runs with OpenMP's default at one thread (server/app/openmp_env.h):
+  // re-executed with OMP_NUM_THREADS=1 unless the environment chose.
+  {
+    std::ifstream environ_file("/proc/" + std::to_string(process.pid()) +
+                               "/environ");
+    std::string variable;
+    std::vector<std::string> omp;
+    while (std::getline(environ_file, variable, '\0')) {
+      if (variable.rfind("OMP_NUM_THREADS=", 0) == 0) omp.push_back(variable);
+    }
+    const char* ours = std::getenv("OMP_NUM_THREADS");
+    EXPECT_THAT(omp, ElementsAre(std::string("OMP_NUM_THREADS=") +
+                                 (ours != nullptr ? ours : "1")));
   }
 
   // Server reflection lists our services (what grpcurl relies on).
@@ -114,7 +134,8 @@ TEST(DyloraServeProcessTest, ServesThenDrainsOnSigterm) {
     for (const auto& service : response.list_services_response().service()) {
       services.push_back(service.name());
     }
-    EXPECT_THAT(services, IsSupersetOf({"dylora.v1.DyLoRA", "inference.GRPCInferenceService",
+    EXPECT_THAT(services, IsSupersetOf({"dylora.v1.DyLoRA",
+                                        "inference.GRPCInferenceService",
                                         "grpc.health.v1.Health"}));
     stream->WritesDone();
   }
