@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -64,6 +65,22 @@ at::Tensor Linear(const LinearHook* hook, int64_t layer, LinearKind kind,
               y.defined() ? ShapeString(y.sizes()) : std::string("nothing"),
               ", expected ", ShapeString(expected));
   return y;
+}
+
+// The fused query/key/value of a hook must have Apply's shapes.
+void CheckLinearShape(const std::array<at::Tensor, 3>& outputs, int64_t layer,
+                      const at::Tensor& x,
+                      std::array<const LinearWeights*, 3> weights) {
+  for (size_t j = 0; j < 3; ++j) {
+    std::vector<int64_t> expected = x.sizes().vec();
+    expected.back() = weights[j]->weight.size(0);
+    TORCH_CHECK(
+        outputs[j].defined() && outputs[j].sizes() == at::IntArrayRef(expected),
+        "LinearHook::ApplyQueryKeyValue for layer ", layer, " returned ",
+        outputs[j].defined() ? ShapeString(outputs[j].sizes())
+                             : std::string("nothing"),
+        " as output ", j, ", expected ", ShapeString(expected));
+  }
 }
 
 at::Tensor LayerNorm(const at::Tensor& x, const LayerNormWeights& w,
@@ -294,11 +311,20 @@ at::Tensor Encoder::Layers(at::Tensor x, const LinearHook* hook,
   x = drop(x);
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
     const EncoderLayerWeights& l = weights_.layers[static_cast<size_t>(i)];
-    // Named, so the hook sees query, key, value in order (argument
-    // evaluation order is unspecified).
-    const at::Tensor q = Linear(hook, i, LinearKind::kQuery, l.query, x);
-    const at::Tensor k = Linear(hook, i, LinearKind::kKey, l.key, x);
-    const at::Tensor v = Linear(hook, i, LinearKind::kValue, l.value, x);
+    at::Tensor q, k, v;
+    if (auto fused =
+            hook != nullptr ? hook->ApplyQueryKeyValue(i, x) : std::nullopt) {
+      CheckLinearShape(*fused, i, x, {&l.query, &l.key, &l.value});
+      q = (*fused)[0];
+      k = (*fused)[1];
+      v = (*fused)[2];
+    } else {
+      // Named, so the hook sees query, key, value in order (argument
+      // evaluation order is unspecified).
+      q = Linear(hook, i, LinearKind::kQuery, l.query, x);
+      k = Linear(hook, i, LinearKind::kKey, l.key, x);
+      v = Linear(hook, i, LinearKind::kValue, l.value, x);
+    }
     const at::Tensor context = attend(q, k, v);
     const at::Tensor attn = Linear(hook, i, LinearKind::kAttentionOutput,
                                    l.attention_output, context);

@@ -6,7 +6,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -63,6 +65,18 @@ class LinearHook {
   virtual at::Tensor Apply(const LinearId& id, const at::Tensor& x,
                            const at::Tensor& weight,
                            const at::Tensor& bias) const = 0;
+
+  // Query, key and value of `layer`, which all read `x`, in one call when
+  // the hook can (one GEMM on the three weights stacked: one weight read
+  // and one kernel launch instead of three). nullopt, the default: the
+  // encoder calls Apply for each. Each result is [..., out] as from Apply
+  // (possibly a strided view of one [..., 3 * out] product).
+  virtual std::optional<std::array<at::Tensor, 3>> ApplyQueryKeyValue(
+      int64_t layer, const at::Tensor& x) const {
+    (void)layer;
+    (void)x;
+    return std::nullopt;
+  }
 };
 
 }  // namespace dylora

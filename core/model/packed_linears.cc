@@ -6,6 +6,7 @@
 #include <ATen/native/quantized/PackedParams.h>
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string_view>
 
@@ -157,27 +158,59 @@ absl::StatusOr<std::shared_ptr<const PackedLinears>> PackedLinears::Create(
         }
         std::shared_ptr<PackedLinears> result(new PackedLinears(precision));
         result->fallback_ = std::move(fallback);
-        for (const PackedLinearSource& layer : layers) {
+        // Packs one weight [out, in] and bias; counts its bytes.
+        auto pack = [&](const at::Tensor& weight, const at::Tensor& bias) {
           auto packed = std::make_shared<Packed>();
-          const int64_t bias_bytes =
-              layer.bias.defined() ? layer.bias.numel() * 4 : 0;
+          const int64_t bias_bytes = bias.defined() ? bias.numel() * 4 : 0;
           if (precision == Precision::kInt8) {
-            packed->int8 = PackInt8(layer.weight, layer.bias);
+            packed->int8 = PackInt8(weight, bias);
             // int8 weights, one double scale and one int64 zero point per
             // row.
-            result->bytes_ +=
-                layer.weight.numel() + layer.weight.size(0) * 16 + bias_bytes;
+            result->bytes_ += weight.numel() + weight.size(0) * 16 + bias_bytes;
           } else {
-            packed->fp32_weight = ReorderFp32(layer.weight);
-            if (layer.bias.defined()) {
-              packed->fp32_bias = layer.bias.to(at::kFloat).contiguous();
+            packed->fp32_weight = ReorderFp32(weight);
+            if (bias.defined()) {
+              packed->fp32_bias = bias.to(at::kFloat).contiguous();
             }
-            result->bytes_ += layer.weight.numel() * 4 + bias_bytes;
+            result->bytes_ += weight.numel() * 4 + bias_bytes;
           }
-          result->packed_[layer.id] = std::move(packed);
+          return std::shared_ptr<const Packed>(std::move(packed));
+        };
+        absl::flat_hash_map<int64_t, std::array<const PackedLinearSource*, 3>>
+            attention_inputs;
+        for (const PackedLinearSource& layer : layers) {
+          result->packed_[layer.id] = pack(layer.weight, layer.bias);
+          const int slot = layer.id.kind == LinearKind::kQuery   ? 0
+                           : layer.id.kind == LinearKind::kKey   ? 1
+                           : layer.id.kind == LinearKind::kValue ? 2
+                                                                 : -1;
+          if (slot >= 0) attention_inputs[layer.id.layer][slot] = &layer;
+        }
+        // Stacked per output channel, so each row keeps its own int8 scale
+        // and the three outputs are exactly the separate products.
+        for (const auto& [index, qkv] : attention_inputs) {
+          if (qkv[0] == nullptr || qkv[1] == nullptr || qkv[2] == nullptr)
+            continue;
+          std::vector<at::Tensor> weights, biases;
+          for (const PackedLinearSource* source : qkv) {
+            weights.push_back(source->weight.to(at::kFloat));
+            biases.push_back(
+                source->bias.defined()
+                    ? source->bias.to(at::kFloat)
+                    : at::zeros({source->weight.size(0)}, at::kFloat));
+          }
+          result->query_key_value_[index] =
+              pack(at::cat(weights, 0), at::cat(biases, 0));
         }
         return std::shared_ptr<const PackedLinears>(std::move(result));
       });
+}
+
+at::Tensor PackedLinears::Run(const Packed& packed, const at::Tensor& x) const {
+  if (precision_ == Precision::kInt8) {
+    return packed.int8->apply_dynamic(x.contiguous(), kReduceRange);
+  }
+  return LinearFp32(x, packed.fp32_weight, packed.fp32_bias);
 }
 
 at::Tensor PackedLinears::Apply(const LinearId& id, const at::Tensor& x,
@@ -188,11 +221,25 @@ at::Tensor PackedLinears::Apply(const LinearId& id, const at::Tensor& x,
     return fallback_ != nullptr ? fallback_->Apply(id, x, weight, bias)
                                 : at::linear(x, weight, bias);
   }
-  const Packed& packed = *it->second;
-  if (precision_ == Precision::kInt8) {
-    return packed.int8->apply_dynamic(x.contiguous(), kReduceRange);
+  return Run(*it->second, x);
+}
+
+std::optional<std::array<at::Tensor, 3>> PackedLinears::ApplyQueryKeyValue(
+    int64_t layer, const at::Tensor& x) const {
+  if (auto it = query_key_value_.find(layer); it != query_key_value_.end()) {
+    const at::Tensor y = Run(*it->second, x);
+    const int64_t out = y.size(-1) / 3;
+    return std::array<at::Tensor, 3>{y.narrow(-1, 0, out),
+                                     y.narrow(-1, out, out),
+                                     y.narrow(-1, 2 * out, out)};
   }
-  return LinearFp32(x, packed.fp32_weight, packed.fp32_bias);
+  for (LinearKind kind :
+       {LinearKind::kQuery, LinearKind::kKey, LinearKind::kValue}) {
+    if (packed_.contains(LinearId{layer, kind})) return std::nullopt;
+  }
+  // None of the three is ours: the fallback computes all of them.
+  return fallback_ != nullptr ? fallback_->ApplyQueryKeyValue(layer, x)
+                              : std::nullopt;
 }
 
 absl::StatusOr<std::shared_ptr<const PackedLinears>> PackEncoderLinears(

@@ -66,10 +66,15 @@ class PackedLinears : public LinearHook {
   at::Tensor Apply(const LinearId& id, const at::Tensor& x,
                    const at::Tensor& weight,
                    const at::Tensor& bias) const override;
+  // One GEMM on the layer's query, key and value weights stacked (packed at
+  // Create when all three are listed); the fallback's when none of them is
+  // listed; otherwise nullopt.
+  std::optional<std::array<at::Tensor, 3>> ApplyQueryKeyValue(
+      int64_t layer, const at::Tensor& x) const override;
 
   Precision precision() const { return precision_; }
   // Bytes of the packed weights, scales and biases held (not the
-  // fallback's).
+  // fallback's), stacked query/key/value copies included.
   int64_t bytes() const { return bytes_; }
   size_t size() const { return packed_.size(); }
 
@@ -79,7 +84,11 @@ class PackedLinears : public LinearHook {
  private:
   explicit PackedLinears(Precision precision) : precision_(precision) {}
   const Precision precision_;
+  at::Tensor Run(const Packed& packed, const at::Tensor& x) const;
+
   absl::flat_hash_map<LinearId, std::shared_ptr<const Packed>> packed_;
+  // Per layer: query, key and value stacked ([3 * out, in]).
+  absl::flat_hash_map<int64_t, std::shared_ptr<const Packed>> query_key_value_;
   std::shared_ptr<const LinearHook> fallback_;
   int64_t bytes_ = 0;
 };

@@ -5,9 +5,11 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <array>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -589,6 +591,19 @@ class WrongShapeHook : public LinearHook {
   }
 };
 
+// Plain linears, but a fused query/key/value of the wrong width.
+class WrongFusedShapeHook : public LinearHook {
+ public:
+  at::Tensor Apply(const LinearId&, const at::Tensor& x, const at::Tensor& w,
+                   const at::Tensor& b) const override {
+    return at::linear(x, w, b);
+  }
+  std::optional<std::array<at::Tensor, 3>> ApplyQueryKeyValue(
+      int64_t, const at::Tensor& x) const override {
+    return std::array<at::Tensor, 3>{x, x, x.narrow(-1, 0, 3)};
+  }
+};
+
 class ThrowingHook : public LinearHook {
  public:
   at::Tensor Apply(const LinearId&, const at::Tensor&, const at::Tensor&,
@@ -605,6 +620,11 @@ TEST(EncoderHookTest, BrokenHooksBecomeStatuses) {
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(std::string(out.status().message()),
               HasSubstr("LinearHook for encoder.layer.0.attention.self.query"));
+  WrongFusedShapeHook wrong_fused;
+  out = encoder->Forward(SomeInputs(), &wrong_fused);
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(std::string(out.status().message()),
+              HasSubstr("ApplyQueryKeyValue for layer 0 returned"));
   ThrowingHook throwing;
   out = encoder->Forward(SomeInputs(), &throwing);
   ASSERT_FALSE(out.ok());

@@ -3,9 +3,11 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <array>
 #include <cstdio>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "core/model/encoder.h"
@@ -71,6 +73,52 @@ TEST(PackedLinearsTest, Fp32EqualsPlainLinearAtEveryRowCount) {
     const at::Tensor x3 = at::randn({3, 5, in});
     EXPECT_TRUE(at::allclose((*linears)->Apply(id, x3, w, b),
                              at::linear(x3, w, b), 1e-4, 1e-4));
+  }
+}
+
+// A layer's query, key and value, all listed, run as one GEMM on the three
+// weights stacked: each output equals its own Apply. Fewer than three
+// listed: no fused path; none listed: the fallback's.
+TEST(PackedLinearsTest, StackedQueryKeyValueEqualsEachLinear) {
+  at::manual_seed(9);
+  const at::Tensor x = at::randn({11, 32});
+  std::vector<PackedLinearSource> attention;
+  for (LinearKind kind :
+       {LinearKind::kQuery, LinearKind::kKey, LinearKind::kValue}) {
+    attention.push_back(
+        {{1, kind}, at::randn({24, 32}) * 0.1, at::randn({24})});
+  }
+  c10::InferenceMode inference;
+  for (Precision p : {Precision::kFp32, Precision::kInt8}) {
+    if (!CheckPackedLinearsSupported(p, c10::Device(c10::kCPU), at::kFloat)
+             .ok()) {
+      continue;
+    }
+    auto linears = PackedLinears::Create(p, attention);
+    ASSERT_TRUE(linears.ok()) << linears.status();
+    const auto fused = (*linears)->ApplyQueryKeyValue(1, x);
+    ASSERT_TRUE(fused.has_value()) << PrecisionName(p);
+    for (size_t j = 0; j < 3; ++j) {
+      const at::Tensor alone = (*linears)->Apply(
+          attention[j].id, x, attention[j].weight, attention[j].bias);
+      ASSERT_EQ((*fused)[j].sizes(), alone.sizes());
+      EXPECT_LE(((*fused)[j] - alone).abs().max().item<double>(),
+                1e-5 * (1 + alone.abs().max().item<double>()))
+          << PrecisionName(p) << " output " << j;
+    }
+    EXPECT_FALSE((*linears)->ApplyQueryKeyValue(0, x).has_value());
+    // Query and value only (a PEFT "qv" adapter's merge): three Applies.
+    auto partial = PackedLinears::Create(p, {attention[0], attention[2]});
+    ASSERT_TRUE(partial.ok());
+    EXPECT_FALSE((*partial)->ApplyQueryKeyValue(1, x).has_value());
+    // None of them over a fallback that has them: the fallback's.
+    auto other = PackedLinears::Create(
+        p, {{{1, LinearKind::kOutput}, at::randn({32, 24}), at::randn({32})}},
+        *linears);
+    ASSERT_TRUE(other.ok());
+    const auto delegated = (*other)->ApplyQueryKeyValue(1, x);
+    ASSERT_TRUE(delegated.has_value());
+    EXPECT_TRUE(at::equal((*delegated)[1], (*fused)[1]));
   }
 }
 
