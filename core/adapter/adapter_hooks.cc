@@ -71,22 +71,44 @@ at::Tensor AdapterHook::Apply(const LinearId& id, const at::Tensor& x,
                                   : at::linear(x, weight, bias);
   const LoraFactors* f = adapter_.Find(id);
   if (f == nullptr) return y;
-  auto [down, up] = Matching(*f, x);
-  const double alpha = adapter_.config().alpha;
   if (x.dim() == 2) {
-    at::Tensor weights = column_weights_;
-    if (weights.defined() && weights.scalar_type() != x.scalar_type()) {
-      weights = weights.to(x.scalar_type());
-    }
-    UncheckedAddLowRank(y, x, down, up, alpha,
-                        spec_.per_row() ? width_ : spec_.rank, weights);
+    AddLowRank(id, y, x);
     return y;
   }
+  auto [down, up] = Matching(*f, x);
+  const double alpha = adapter_.config().alpha;
   if (!spec_.per_row()) {
     return y + UncheckedLowRankDelta(x, down, up, alpha, spec_.rank);
   }
   return y + UncheckedLowRankDeltaPerRow(x, down, up, alpha, spec_.row_ranks,
                                          width_);
+}
+
+void AdapterHook::AddLowRank(const LinearId& id, at::Tensor& y,
+                             const at::Tensor& x) const {
+  const LoraFactors* f = adapter_.Find(id);
+  if (f == nullptr) return;
+  auto [down, up] = Matching(*f, x);
+  at::Tensor weights = column_weights_;
+  if (weights.defined() && weights.scalar_type() != x.scalar_type()) {
+    weights = weights.to(x.scalar_type());
+  }
+  UncheckedAddLowRank(y, x, down, up, adapter_.config().alpha,
+                      spec_.per_row() ? width_ : spec_.rank, weights);
+}
+
+std::optional<std::array<at::Tensor, 3>> AdapterHook::ApplyQueryKeyValue(
+    int64_t layer, const at::Tensor& x) const {
+  if (base_ == nullptr || x.dim() != 2) return std::nullopt;
+  std::optional<std::array<at::Tensor, 3>> qkv =
+      base_->ApplyQueryKeyValue(layer, x);
+  if (!qkv) return std::nullopt;
+  constexpr LinearKind kKinds[] = {LinearKind::kQuery, LinearKind::kKey,
+                                   LinearKind::kValue};
+  // In place on the base's views of its one [tokens, 3 * out] product
+  // (BLAS writes a column block with its row stride).
+  for (size_t j = 0; j < 3; ++j) AddLowRank({layer, kKinds[j]}, (*qkv)[j], x);
+  return qkv;
 }
 
 absl::StatusOr<std::unique_ptr<TrainingHook>> TrainingHook::Create(

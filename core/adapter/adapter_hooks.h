@@ -10,8 +10,10 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -59,8 +61,15 @@ class AdapterHook : public LinearHook {
   at::Tensor Apply(const LinearId& id, const at::Tensor& x,
                    const at::Tensor& weight,
                    const at::Tensor& bias) const override;
+  // The base's fused query/key/value (one GEMM), each with the adapter's
+  // low-rank term added in place; nullopt when the base has none or x is
+  // not the packed [tokens, in].
+  std::optional<std::array<at::Tensor, 3>> ApplyQueryKeyValue(
+      int64_t layer, const at::Tensor& x) const override;
 
  private:
+  // Adds the adapter's term for `id` to y = base(x) (x: [tokens, in]).
+  void AddLowRank(const LinearId& id, at::Tensor& y, const at::Tensor& x) const;
   AdapterHook(const DyLoraAdapter& adapter, RankSpec spec, int64_t width,
               std::shared_ptr<const LinearHook> base);
   const DyLoraAdapter& adapter_;

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/adapter/adapter_hooks.h"
+#include "core/model/packed_linears.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/core/adapter/adapter_test_util.h"
@@ -152,6 +153,43 @@ TEST(AdapterHookTest, PackedMixedRanksEqualPaddedPerRowRanks) {
               1e-5)
         << "row " << r << " at rank " << row_ranks[r];
   }
+}
+
+// Over a packed backbone (dylora-serve's base) the truncated hook takes the
+// base's fused query/key/value and adds each low-rank term in place: the
+// same hidden states as the per-kind path over plain linears.
+TEST(AdapterHookTest, FusedQueryKeyValueOverAPackedBaseEqualsPerKind) {
+  auto encoder = LoadTinyBert();
+  ASSERT_NE(encoder, nullptr);
+  if (!CheckPackedLinearsSupported(Precision::kFp32, encoder->device(),
+                                   encoder->dtype())
+           .ok()) {
+    GTEST_SKIP() << "LibTorch has no oneDNN kernels here";
+  }
+  AdapterConfig config;
+  config.target_kinds = {LinearKind::kQuery, LinearKind::kKey,
+                         LinearKind::kValue, LinearKind::kOutput};
+  auto adapter = RandomAdapter(*encoder, config);
+  ASSERT_NE(adapter, nullptr);
+  auto base = PackEncoderLinears(*encoder, Precision::kFp32);
+  ASSERT_TRUE(base.ok()) << base.status();
+  const std::vector<std::vector<int32_t>> ids = {{5, 6, 7, 8}, {9, 10}};
+  const std::vector<std::vector<int32_t>> types = {{0, 0, 0, 0}, {0, 0}};
+  const std::vector<PackedRow> rows = {{ids[0], types[0]}, {ids[1], types[1]}};
+  const at::Tensor token_ranks = at::tensor({2, 2, 2, 2, 7, 7}, at::kLong);
+  auto plain = AdapterHook::Create(*adapter, RankSpec::PerRow(token_ranks));
+  auto fused =
+      AdapterHook::Create(*adapter, RankSpec::PerRow(token_ranks), *base);
+  ASSERT_TRUE(plain.ok() && fused.ok());
+  const at::Tensor x = at::randn({6, encoder->config().hidden_size});
+  EXPECT_TRUE((*fused)->ApplyQueryKeyValue(0, x).has_value());
+  EXPECT_FALSE((*plain)->ApplyQueryKeyValue(0, x).has_value());
+  const PackedInputs inputs =
+      PackRows(rows, encoder->config(), encoder->device());
+  auto want = encoder->ForwardPacked(inputs, plain->get());
+  auto got = encoder->ForwardPacked(inputs, fused->get());
+  ASSERT_TRUE(want.ok() && got.ok());
+  EXPECT_LE(MaxAbsDiff(got->last_hidden_state, want->last_hidden_state), 1e-4);
 }
 
 TEST(AdapterHookTest, RanksAreValidated) {
