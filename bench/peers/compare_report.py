@@ -184,6 +184,14 @@ def main():
                      "p50_reference": f"ort_{prec}@1",
                      "p50_ratio_to_reference": ratio(p50, ort1_p50.get(prec)),
                      "requests": s["requests"], "failed": s["failed"]}
+            peak = (peers.get("gemm_peak") or {}).get("gflops")
+            if peak and peers.get("linear_flops_per_token") and peers.get("mean_tokens_per_sentence"):
+                # Real tokens only: what the linears must compute, whatever
+                # the padding or overheads cost on top.
+                work = (s["texts_per_second"] * peers["mean_tokens_per_sentence"]
+                        * peers["linear_flops_per_token"] / 1e9)
+                extra["real_token_gflops"] = work
+                extra["share_of_gemm_peak"] = work / peak
             if m_prev is not None and m_now is not None:
                 def delta(name):
                     return m_now.get(name, 0.0) - m_prev.get(name, 0.0)
@@ -297,6 +305,12 @@ def main():
               f"{e['server_batches']:.0f} batches of {fmt(mb, '.2f')} rows on average; "
               f"merged-weight cache hits {e['merge_cache_hits']:.0f}, misses "
               f"{e['merge_cache_misses']:.0f}")
+        if "share_of_gemm_peak" in e:
+            p(f"served {prec} c={c}: {e['real_token_gflops']:.1f} GFLOP/s of real-token linear "
+              f"work = {100 * e['share_of_gemm_peak']:.0f}% of the fp32 GEMM peak measured in this "
+              f"run ({peers['gemm_peak']['gflops']:.1f} GFLOP/s, torch.mm 2048^3; "
+              f"{peers['mean_tokens_per_sentence']:.1f} tokens a sentence, "
+              f"{peers['linear_flops_per_token'] / 1e6:.1f} MFLOP a token)")
         if "breakdown_ms" in e:
             b = e["breakdown_ms"]
             p(f"served {prec} c={c}, mean ms per request: client latency "

@@ -380,6 +380,28 @@ def measure(run, batches, seconds, warmup_seconds):
     }
 
 
+def gemm_peak(n, seconds):
+    """fp32 GEMM GFLOP/s of torch.mm on n x n matrices at ARGS.threads: the
+    issue's yardstick for how much of the machine a forward uses."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    count, start = 0, time.perf_counter()
+    while True:
+        torch.mm(a, b)
+        count += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return 2.0 * n ** 3 * count / elapsed / 1e9
+
+
+def linear_flops_per_token(model_dir):
+    """FLOPs of one token through every encoder linear (4 h^2 + 2 h i per
+    layer, a multiply-add counted as 2); attention scores are left out."""
+    c = json.loads((Path(model_dir) / "config.json").read_text())
+    h, i, layers = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"]
+    return 2 * layers * (4 * h * h + 2 * h * i)
+
+
 def main():
     peers = [p for p in ARGS.peers.split(",") if p]
     for p in peers:
@@ -456,8 +478,15 @@ def main():
             log(f"{name:14s} batch {size:3d}: {r['sentences_per_second']:9.1f} sentences/s, "
                 f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms ({r['batches']} batches)")
 
+    peak = gemm_peak(2048, max(ARGS.seconds, 1.0))
+    log(f"fp32 GEMM peak (torch.mm 2048^3, {ARGS.threads} threads): {peak:.1f} GFLOP/s")
+    tokens = [len(ids) for ids in tokenizer(sentences, truncation=True,
+                                             max_length=ARGS.max_length)["input_ids"]]
     report = {
         "tool": "bench/peers/peers_bench.py",
+        "gemm_peak": {"n": 2048, "gflops": peak},
+        "linear_flops_per_token": linear_flops_per_token(ARGS.model),
+        "mean_tokens_per_sentence": float(np.mean(tokens)),
         "cpu": cpu_model(),
         "nproc": os.cpu_count(),
         "threads": {"intra_op": ARGS.threads, "inter_op": 1},
