@@ -145,7 +145,8 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
   DYLORA_RETURN_IF_ERROR(ValidateAdapterName(backbone_name));
   // The backbone's linears packed once for the precision's CPU kernel.
   // int8 cannot run without them; fp32 can (plain x W^T + b, each call
-  // repacking its weight), so there their absence is only a warning.
+  // repacking its weight), so there their absence is only a warning, and
+  // none on a GPU, where packing is a CPU matter.
   std::shared_ptr<const PackedLinears> packed_backbone;
   const Precision precision = options.engine.precision;
   absl::Status packable = CheckPackedLinearsSupported(
@@ -155,7 +156,7 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
                             PackEncoderLinears(*encoder, precision));
   } else if (precision == Precision::kInt8) {
     return packable;
-  } else {
+  } else if (encoder->device().is_cpu()) {
     spdlog::warn("serving fp32 with unpacked weights: {}",
                  std::string(packable.message()));
   }
