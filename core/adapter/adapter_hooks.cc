@@ -72,7 +72,7 @@ at::Tensor AdapterHook::Apply(const LinearId& id, const at::Tensor& x,
   const LoraFactors* f = adapter_.Find(id);
   if (f == nullptr) return y;
   if (x.dim() == 2) {
-    AddLowRank(id, y, x);
+    AddLowRank(*f, y, x);
     return y;
   }
   auto [down, up] = Matching(*f, x);
@@ -84,11 +84,9 @@ at::Tensor AdapterHook::Apply(const LinearId& id, const at::Tensor& x,
                                          width_);
 }
 
-void AdapterHook::AddLowRank(const LinearId& id, at::Tensor& y,
+void AdapterHook::AddLowRank(const LoraFactors& factors, at::Tensor& y,
                              const at::Tensor& x) const {
-  const LoraFactors* f = adapter_.Find(id);
-  if (f == nullptr) return;
-  auto [down, up] = Matching(*f, x);
+  auto [down, up] = Matching(factors, x);
   at::Tensor weights = column_weights_;
   if (weights.defined() && weights.scalar_type() != x.scalar_type()) {
     weights = weights.to(x.scalar_type());
@@ -107,7 +105,11 @@ std::optional<std::array<at::Tensor, 3>> AdapterHook::ApplyQueryKeyValue(
                                    LinearKind::kValue};
   // In place on the base's views of its one [tokens, 3 * out] product
   // (BLAS writes a column block with its row stride).
-  for (size_t j = 0; j < 3; ++j) AddLowRank({layer, kKinds[j]}, (*qkv)[j], x);
+  for (size_t j = 0; j < 3; ++j) {
+    if (const LoraFactors* f = adapter_.Find({layer, kKinds[j]})) {
+      AddLowRank(*f, (*qkv)[j], x);
+    }
+  }
   return qkv;
 }
 

@@ -68,8 +68,9 @@ class AdapterHook : public LinearHook {
       int64_t layer, const at::Tensor& x) const override;
 
  private:
-  // Adds the adapter's term for `id` to y = base(x) (x: [tokens, in]).
-  void AddLowRank(const LinearId& id, at::Tensor& y, const at::Tensor& x) const;
+  // Adds the low-rank term of `factors` to y = base(x) (x: [tokens, in]).
+  void AddLowRank(const LoraFactors& factors, at::Tensor& y,
+                  const at::Tensor& x) const;
   AdapterHook(const DyLoraAdapter& adapter, RankSpec spec, int64_t width,
               std::shared_ptr<const LinearHook> base);
   const DyLoraAdapter& adapter_;

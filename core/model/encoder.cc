@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
-#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -50,37 +49,29 @@ at::Tensor Activate(Activation act, const at::Tensor& x) {
   return at::gelu(x);
 }
 
-// x W^T + b, through the hook when there is one. A hook that returns the
-// wrong shape is a bug in the hook: reported (as INTERNAL) rather than
-// silently broadcast.
+// A hook's output for linear `id` (from Apply, or from the method named by
+// `method`, e.g. "::ApplyQueryKeyValue") must have x W^T's shape: another
+// is a bug in the hook, reported (as INTERNAL) rather than silently
+// broadcast.
+void CheckHookOutput(const at::Tensor& y, const at::Tensor& x,
+                     const at::Tensor& weight, const LinearId& id,
+                     const char* method) {
+  std::vector<int64_t> expected = x.sizes().vec();
+  expected.back() = weight.size(0);
+  TORCH_CHECK(y.defined() && y.sizes() == at::IntArrayRef(expected),
+              "LinearHook", method, " for ", id.ModulePath(), " returned ",
+              y.defined() ? ShapeString(y.sizes()) : std::string("nothing"),
+              ", expected ", ShapeString(expected));
+}
+
+// x W^T + b, through the hook when there is one.
 at::Tensor Linear(const LinearHook* hook, int64_t layer, LinearKind kind,
                   const LinearWeights& w, const at::Tensor& x) {
   if (hook == nullptr) return at::linear(x, w.weight, w.bias);
   const LinearId id{layer, kind};
   at::Tensor y = hook->Apply(id, x, w.weight, w.bias);
-  std::vector<int64_t> expected = x.sizes().vec();
-  expected.back() = w.weight.size(0);
-  TORCH_CHECK(y.defined() && y.sizes() == at::IntArrayRef(expected),
-              "LinearHook for ", id.ModulePath(), " returned ",
-              y.defined() ? ShapeString(y.sizes()) : std::string("nothing"),
-              ", expected ", ShapeString(expected));
+  CheckHookOutput(y, x, w.weight, id, "");
   return y;
-}
-
-// The fused query/key/value of a hook must have Apply's shapes.
-void CheckLinearShape(const std::array<at::Tensor, 3>& outputs, int64_t layer,
-                      const at::Tensor& x,
-                      std::array<const LinearWeights*, 3> weights) {
-  for (size_t j = 0; j < 3; ++j) {
-    std::vector<int64_t> expected = x.sizes().vec();
-    expected.back() = weights[j]->weight.size(0);
-    TORCH_CHECK(
-        outputs[j].defined() && outputs[j].sizes() == at::IntArrayRef(expected),
-        "LinearHook::ApplyQueryKeyValue for layer ", layer, " returned ",
-        outputs[j].defined() ? ShapeString(outputs[j].sizes())
-                             : std::string("nothing"),
-        " as output ", j, ", expected ", ShapeString(expected));
-  }
 }
 
 at::Tensor LayerNorm(const at::Tensor& x, const LayerNormWeights& w,
@@ -314,10 +305,15 @@ at::Tensor Encoder::Layers(at::Tensor x, const LinearHook* hook,
     at::Tensor q, k, v;
     if (auto fused =
             hook != nullptr ? hook->ApplyQueryKeyValue(i, x) : std::nullopt) {
-      CheckLinearShape(*fused, i, x, {&l.query, &l.key, &l.value});
       q = (*fused)[0];
       k = (*fused)[1];
       v = (*fused)[2];
+      CheckHookOutput(q, x, l.query.weight, {i, LinearKind::kQuery},
+                      "::ApplyQueryKeyValue");
+      CheckHookOutput(k, x, l.key.weight, {i, LinearKind::kKey},
+                      "::ApplyQueryKeyValue");
+      CheckHookOutput(v, x, l.value.weight, {i, LinearKind::kValue},
+                      "::ApplyQueryKeyValue");
     } else {
       // Named, so the hook sees query, key, value in order (argument
       // evaluation order is unspecified).

@@ -16,8 +16,6 @@ Fn Lookup(const char* name) {
 
 }  // namespace
 
-void SetDefaultIntraOpThreads(int threads) { at::set_num_threads(threads); }
-
 void SetThisThreadsIntraOpThreads(int threads) {
   // LibTorch sets a thread's count from the default the first time the
   // thread asks for it; let it do that first, or it would undo ours.

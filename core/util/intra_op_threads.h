@@ -9,15 +9,12 @@
 // on a worker, so on 2 cores a batch of one sentence took 13.8 ms served
 // against 8.1 ms in a single-threaded benchmark (measured; a chain of
 // MiniLM's linears at 25 rows: 4.9 ms, 7.7 ms with one more idle team).
-// So a server makes one thread by default (SetDefaultIntraOpThreads(1)) and
-// gives the cores to its batch workers alone (SetThisThreadsIntraOpThreads).
+// So a server makes one thread LibTorch's default (at::set_num_threads(1):
+// the calling thread and every thread that first runs LibTorch code later)
+// and gives the cores to its batch workers alone.
 #pragma once
 
 namespace dylora {
-
-// LibTorch's default for the calling thread and for every thread that first
-// runs LibTorch code later (at::set_num_threads). `threads` > 0.
-void SetDefaultIntraOpThreads(int threads);
 
 // The calling thread's intra-op threads (OpenMP, and MKL's own setting,
 // where LibTorch has MKL), leaving the default for other threads as it

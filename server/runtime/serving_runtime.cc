@@ -1,6 +1,7 @@
 #include "server/runtime/serving_runtime.h"
 
 #include <ATen/Context.h>
+#include <ATen/Parallel.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
 
@@ -105,7 +106,7 @@ absl::StatusOr<std::unique_ptr<ServingRuntime>> ServingRuntime::Create(
   }
   // Loading, merging and request handling run one intra-op thread; only
   // the batch workers get `threads` (core/util/intra_op_threads.h).
-  SetDefaultIntraOpThreads(1);
+  at::set_num_threads(1);
   DYLORA_ASSIGN_OR_RETURN(const c10::Device device,
                           ParseDevice(options.device));
   Encoder::LoadOptions load_options;

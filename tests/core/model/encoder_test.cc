@@ -624,7 +624,8 @@ TEST(EncoderHookTest, BrokenHooksBecomeStatuses) {
   out = encoder->Forward(SomeInputs(), &wrong_fused);
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(std::string(out.status().message()),
-              HasSubstr("ApplyQueryKeyValue for layer 0 returned"));
+              HasSubstr("LinearHook::ApplyQueryKeyValue for "
+                        "encoder.layer.0.attention.self.value returned"));
   ThrowingHook throwing;
   out = encoder->Forward(SomeInputs(), &throwing);
   ASSERT_FALSE(out.ok());

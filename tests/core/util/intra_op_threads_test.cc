@@ -20,7 +20,7 @@ int OnNewThread(Fn fn) {
 }
 
 TEST(IntraOpThreadsTest, ThisThreadsCountLeavesOtherThreadsAtTheDefault) {
-  SetDefaultIntraOpThreads(1);
+  at::set_num_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
   // A thread that opts in runs its own count, and keeps it; a thread
   // started afterwards still gets the default.
@@ -36,7 +36,7 @@ TEST(IntraOpThreadsTest, ThisThreadsCountLeavesOtherThreadsAtTheDefault) {
   EXPECT_EQ(OnNewThread([] { return at::get_num_threads(); }), 1);
   EXPECT_EQ(at::get_num_threads(), 1);
   // The default moves every thread that has not chosen.
-  SetDefaultIntraOpThreads(2);
+  at::set_num_threads(2);
   EXPECT_EQ(OnNewThread([] { return at::get_num_threads(); }), 2);
 }
 
