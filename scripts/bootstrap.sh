@@ -4,11 +4,13 @@
 #
 #   scripts/bootstrap.sh            # Debian packages + CPU LibTorch + model
 #   DYLORA_TORCH_VARIANT=cuda scripts/bootstrap.sh   # also the CUDA libraries
+#   scripts/bootstrap.sh --interop  # also tests/interop's Python clients
 #
 # Layout it produces (all git-ignored, under .deps/):
 #   .deps/libtorch/include   LibTorch headers (without the bundled protobuf)
 #   .deps/libtorch/lib       libtorch_cpu, libc10 and their runtime deps
 #   .deps/models/all-MiniLM-L6-v2   config.json, model.safetensors, tokenizer files
+#   .deps/interop            venv with tests/interop/requirements.txt (--interop)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -143,9 +145,38 @@ install_model() {
   log "model: unpacked in $dest"
 }
 
+# The venv tests/interop runs NVIDIA's tritonclient from (pinned, small:
+# about 10 s from PyPI). The stamp, named after the requirements' hash, is
+# written last: a venv without it (interrupted, or older pins) is rebuilt.
+install_interop_venv() {
+  local dest="$DEPS/interop" requirements="$ROOT/tests/interop/requirements.txt"
+  local stamp
+  stamp="$dest/.installed-$(sha256sum "$requirements" | cut -c1-16)"
+  if [[ -f "$stamp" ]]; then
+    log "interop venv: present"
+    return
+  fi
+  log "interop venv: installing tests/interop/requirements.txt"
+  rm -rf "$dest"
+  python3 -m venv "$dest"
+  "$dest/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r "$requirements"
+  touch "$stamp"
+  log "interop venv: installed in $dest"
+}
+
+WITH_INTEROP=0
+for arg in "$@"; do
+  case "$arg" in
+    --interop) WITH_INTEROP=1 ;;
+    *) echo "usage: scripts/bootstrap.sh [--interop]" >&2; exit 2 ;;
+  esac
+done
+
 mkdir -p "$DEPS"
 rm -rf "$DEPS"/libtorch-staging.* "$DEPS"/model-staging.*  # left by an interrupted run
 install_apt_packages
 install_libtorch
 install_model
+if [[ "$WITH_INTEROP" == 1 ]]; then install_interop_venv; fi
 log "done"

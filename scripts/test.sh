@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD="${DYLORA_BUILD_DIR:-$ROOT/build}"
 JOBS="${DYLORA_JOBS:-$(nproc)}"
 
-"$ROOT/scripts/bootstrap.sh"
+"$ROOT/scripts/bootstrap.sh" --interop
 echo "[test] configuring $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja >/dev/null
 echo "[test] building with $JOBS jobs"

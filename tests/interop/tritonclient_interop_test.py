@@ -7,8 +7,10 @@ Starts the real dylora-serve binary with an adapter that dylora-train makes
 in a few steps, then uses tritonclient for: server live/ready/metadata,
 model ready/metadata (adapter and backbone), and ModelInfer with BYTES
 inputs (TEXT, TEXT_PAIR), the `rank` / `profile` request parameters and FP32
-outputs. Skipped (exit 77) when the interpreter has no tritonclient
-(it is in tests/fixtures/requirements.txt, the tooling venv .deps/pytools).
+outputs. Runs from the interop venv (.deps/interop,
+tests/interop/requirements.txt), where a missing tritonclient is a failure;
+skipped (exit 77) only under another interpreter without it
+(DYLORA_INTEROP_REQUIRED unset).
 
 Usage: tritonclient_interop_test.py <build dir> <model dir> <glue dir>
 """
@@ -24,7 +26,10 @@ import time
 try:
     import numpy as np
     import tritonclient.grpc as triton
-except ImportError:
+except ImportError as error:
+    if os.environ.get("DYLORA_INTEROP_REQUIRED") == "1":
+        print(f"the interop venv lacks its client: {error}")
+        sys.exit(1)
     print("tritonclient is not installed for this interpreter: skipped")
     sys.exit(77)
 
