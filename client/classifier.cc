@@ -13,18 +13,6 @@ namespace {
 
 namespace v1 = ::dylora::v1;
 
-absl::StatusOr<v1::RankPolicy> V1Policy(absl::string_view name) {
-  const char* policy =
-      wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
-  if (policy == wire::kPolicyMax) return v1::RANK_POLICY_MAX;
-  if (policy == wire::kPolicyBest) return v1::RANK_POLICY_BEST;
-  if (policy == wire::kPolicySmallestWithinTolerance) {
-    return v1::RANK_POLICY_SMALLEST_WITHIN_TOLERANCE;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown rank policy \"", name, "\"; valid: ", wire::kPolicyNames));
-}
-
 const char* ExecutionPathName(v1::ExecutionPath path) {
   switch (path) {
     case v1::EXECUTION_PATH_TRUNCATED:
@@ -56,6 +44,18 @@ void FinishPrediction(bool regression, Prediction& prediction) {
 
 }  // namespace
 
+absl::StatusOr<v1::RankPolicy> V1RankPolicy(absl::string_view name) {
+  const char* policy =
+      wire::CanonicalPolicyName(std::string_view(name.data(), name.size()));
+  if (policy == wire::kPolicyMax) return v1::RANK_POLICY_MAX;
+  if (policy == wire::kPolicyBest) return v1::RANK_POLICY_BEST;
+  if (policy == wire::kPolicySmallestWithinTolerance) {
+    return v1::RANK_POLICY_SMALLEST_WITHIN_TOLERANCE;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown rank policy \"", name, "\"; valid: ", wire::kPolicyNames));
+}
+
 const char* ProtocolName(Protocol protocol) {
   return protocol == Protocol::kKServe ? "kserve" : "dylora.v1";
 }
@@ -78,7 +78,7 @@ absl::Status ValidateRankChoice(const RankChoice& choice) {
     return absl::InvalidArgumentError(
         absl::StrCat("--rank must be >= 1, not ", *choice.rank));
   }
-  if (!choice.policy.empty()) return V1Policy(choice.policy).status();
+  if (!choice.policy.empty()) return V1RankPolicy(choice.policy).status();
   return absl::OkStatus();
 }
 
@@ -100,13 +100,7 @@ absl::StatusOr<ClassifyResult> Classifier::ClassifyV1(
     input->set_text(item.text);
     if (!item.text_pair.empty()) input->set_text_pair(item.text_pair);
   }
-  if (rank.rank.has_value()) {
-    request.set_rank(*rank.rank);
-  } else if (!rank.profile.empty()) {
-    request.set_profile(rank.profile);
-  } else if (!rank.policy.empty()) {
-    request.set_policy(*V1Policy(rank.policy));  // validated by Classify
-  }
+  SetRankSelector(rank, request);  // validated by Classify
 
   v1::ClassifyResponse response;
   grpc::ClientContext context;

@@ -33,6 +33,24 @@ struct RankChoice {
 // is unknown (checked before anything is sent).
 absl::Status ValidateRankChoice(const RankChoice& choice);
 
+// "max" | "best" | "smallest-within-tolerance" as the dylora.v1 enum;
+// INVALID_ARGUMENT naming the valid ones otherwise.
+absl::StatusOr<v1::RankPolicy> V1RankPolicy(absl::string_view name);
+
+// Sets the rank_selector oneof (rank | profile | policy) of a dylora.v1
+// request (ClassifyRequest, ExportAdapterRequest) from a choice that passed
+// ValidateRankChoice; leaves it unset for the server's default.
+template <typename Request>
+void SetRankSelector(const RankChoice& choice, Request& request) {
+  if (choice.rank.has_value()) {
+    request.set_rank(*choice.rank);
+  } else if (!choice.profile.empty()) {
+    request.set_profile(choice.profile);
+  } else if (!choice.policy.empty()) {
+    request.set_policy(*V1RankPolicy(choice.policy));
+  }
+}
+
 struct Prediction {
   int64_t label = 0;          // argmax (0 for regression)
   std::vector<float> scores;  // softmax probabilities (classification)

@@ -7,6 +7,7 @@
 #include "client/adapters_command.h"
 #include "client/bench_command.h"
 #include "client/exit_codes.h"
+#include "client/export_command.h"
 #include "client/health_command.h"
 #include "client/infer_command.h"
 #include "client/sweep_command.h"
@@ -160,6 +161,26 @@ int RunClientCommandLine(const std::vector<std::string>& args, std::istream& in,
       app.add_subcommand("unload", "admin: stop serving an adapter");
   unload_app->add_option("name", unload.name, "adapter name")->required();
 
+  ExportOptions export_options;
+  RankFlags export_rank;
+  CLI::App* export_app = app.add_subcommand(
+      "export",
+      "download an adapter cut to one rank as a plain PEFT LoRA directory");
+  export_app->add_option("--adapter", export_options.adapter, "adapter name")
+      ->required();
+  export_rank.rank_option =
+      export_app->add_option("--rank", export_rank.rank, "explicit rank");
+  export_app->add_option("--profile", export_rank.profile,
+                         "device profile (server config): its rank");
+  export_app->add_option("--policy", export_rank.policy,
+                         "rank policy: max, best or smallest-within-tolerance");
+  export_app
+      ->add_option("-o,--output", export_options.output_dir,
+                   "directory for adapter_config.json and "
+                   "adapter_model.safetensors")
+      ->required();
+  export_app->add_flag("--json", export_options.json, "print JSON");
+
   HealthOptions health;
   CLI::App* health_app = app.add_subcommand(
       "health", "grpc.health.v1 check; exit 0 only when SERVING");
@@ -204,6 +225,11 @@ int RunClientCommandLine(const std::vector<std::string>& args, std::istream& in,
   if (*unload_app) {
     unload.connection = connection;
     return RunUnloadAdapter(unload, out, err);
+  }
+  if (*export_app) {
+    export_options.connection = connection;
+    export_options.rank = export_rank.Choice();
+    return RunExport(export_options, out, err);
   }
   health.connection = connection;
   return RunHealth(health, out, err);

@@ -2,6 +2,7 @@
 
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
 
 #include <chrono>
 #include <cmath>
@@ -17,6 +18,8 @@ namespace {
 
 // Bigger than any sane token or CA bundle, small enough to refuse a blob.
 constexpr size_t kMaxSmallFileBytes = 1 << 20;
+// The largest answer accepted (an ExportAdapter response is the biggest).
+constexpr int kMaxReceiveBytes = 256 << 20;
 
 }  // namespace
 
@@ -54,7 +57,12 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
         ReadFileToString(options.tls_ca_file, kMaxSmallFileBytes));
     credentials = grpc::SslCredentials(ssl);
   }
-  connection->channel_ = grpc::CreateChannel(options.server, credentials);
+  grpc::ChannelArguments arguments;
+  // gRPC's default 4 MiB would refuse an exported adapter of a larger
+  // backbone (BERT-base at r 8 on every linear: about 5 MiB).
+  arguments.SetMaxReceiveMessageSize(kMaxReceiveBytes);
+  connection->channel_ =
+      grpc::CreateCustomChannel(options.server, credentials, arguments);
   connection->dylora_ = dylora::v1::DyLoRA::NewStub(connection->channel_);
   connection->kserve_ =
       inference::GRPCInferenceService::NewStub(connection->channel_);

@@ -63,8 +63,24 @@ SerializeAdapter(const DyLoraAdapter& adapter, int64_t rank, bool full) {
   }));
   DYLORA_ASSIGN_OR_RETURN(std::string weights,
                           SerializeTensors(tensors, {{"format", "pt"}}));
-  std::string config =
-      AdapterConfigToJson(c, adapter.rank_metrics(), rank, full);
+  std::string config;
+  if (full) {
+    config = AdapterConfigToJson(c, adapter.rank_metrics(), rank, true);
+  } else {
+    // A slice is a one-rank adapter: its "dylora" section (which PEFT
+    // ignores) keeps what plain PEFT fields cannot say, the head kind and
+    // the backbone fingerprint, so dylora-serve reads the slice back with
+    // the head it was trained with.
+    AdapterConfig slice = c;
+    slice.r_min = slice.r_max = rank;
+    RankMetrics metrics = adapter.rank_metrics();
+    std::erase_if(metrics.values,
+                  [rank](const auto& entry) { return entry.first != rank; });
+    metrics.best_rank.reset();
+    metrics.smallest_rank_within_tolerance.reset();
+    if (!metrics.values.empty()) metrics.Recommend(metrics.tolerance);
+    config = AdapterConfigToJson(slice, metrics, rank, true);
+  }
   std::vector<std::pair<std::string, std::string>> files;
   files.emplace_back(kAdapterWeightsFile, std::move(weights));
   files.emplace_back(kAdapterConfigFile, std::move(config));
@@ -161,11 +177,17 @@ absl::Status SaveAdapter(const DyLoraAdapter& adapter, const std::string& dir) {
   return WriteAdapter(adapter, adapter.config().r_max, /*full=*/true, dir);
 }
 
-absl::Status ExportPeftLora(const DyLoraAdapter& adapter, int64_t rank,
-                            const std::string& dir) {
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+SerializePeftLoraFiles(const DyLoraAdapter& adapter, int64_t rank) {
   // A plain LoRA has one rank: any b in [1, r_max] is a valid slice.
   DYLORA_RETURN_IF_ERROR(ValidateRank(rank, 1, adapter.config().r_max));
-  return WriteAdapter(adapter, rank, /*full=*/false, dir);
+  return SerializeAdapter(adapter, rank, /*full=*/false);
+}
+
+absl::Status ExportPeftLora(const DyLoraAdapter& adapter, int64_t rank,
+                            const std::string& dir) {
+  DYLORA_ASSIGN_OR_RETURN(auto files, SerializePeftLoraFiles(adapter, rank));
+  return WriteDirectoryAtomically(dir, files);
 }
 
 absl::StatusOr<std::unique_ptr<DyLoraAdapter>> ReadAdapter(

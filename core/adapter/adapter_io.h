@@ -49,11 +49,16 @@ SerializeAdapterFiles(const DyLoraAdapter& adapter);
 // The full DyLoRA adapter (all r_max ranks + metadata).
 absl::Status SaveAdapter(const DyLoraAdapter& adapter, const std::string& dir);
 
-// A plain PEFT LoRA adapter of rank `rank`: r = rank, the same lora_alpha
-// (so PEFT's alpha / r equals DyLoRA's alpha / b), lora_A[:rank],
-// lora_B[:, :rank] and the head; no "dylora" section.
+// A PEFT LoRA adapter of rank `rank`: r = rank, the same lora_alpha (so
+// PEFT's alpha / r equals DyLoRA's alpha / b), lora_A[:rank],
+// lora_B[:, :rank] and the head. Its "dylora" section (PEFT drops unknown
+// config keys) describes a one-rank adapter, r_min = r_max = rank, and
+// keeps the head kind, the backbone fingerprint and that rank's metric.
 absl::Status ExportPeftLora(const DyLoraAdapter& adapter, int64_t rank,
                             const std::string& dir);
+// The files ExportPeftLora writes, as (file name, contents).
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+SerializePeftLoraFiles(const DyLoraAdapter& adapter, int64_t rank);
 
 // Reads <dir> and checks the files' internal consistency only (tensor names,
 // paired A/B, r and alpha against the config, rank ranges). A PEFT LoRA

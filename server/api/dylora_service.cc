@@ -19,13 +19,16 @@ namespace {
 
 constexpr char kProtocol[] = "dylora.v1";
 
-absl::StatusOr<RankSelector> SelectorOf(const dylora::v1::ClassifyRequest& r) {
+// The rank selector of a ClassifyRequest or an ExportAdapterRequest (the
+// same oneof in both).
+template <typename Request>
+absl::StatusOr<RankSelector> SelectorOf(const Request& r) {
   switch (r.rank_selector_case()) {
-    case dylora::v1::ClassifyRequest::kRank:
+    case Request::kRank:
       return RankSelector::Rank(r.rank());
-    case dylora::v1::ClassifyRequest::kProfile:
+    case Request::kProfile:
       return RankSelector::Profile(r.profile());
-    case dylora::v1::ClassifyRequest::kPolicy:
+    case Request::kPolicy:
       switch (r.policy()) {
         case dylora::v1::RANK_POLICY_UNSPECIFIED:
           return RankSelector::Default();
@@ -39,7 +42,7 @@ absl::StatusOr<RankSelector> SelectorOf(const dylora::v1::ClassifyRequest& r) {
           return absl::InvalidArgumentError(absl::StrCat(
               "unknown rank policy ", static_cast<int>(r.policy())));
       }
-    case dylora::v1::ClassifyRequest::RANK_SELECTOR_NOT_SET:
+    case Request::RANK_SELECTOR_NOT_SET:
       break;
   }
   return RankSelector::Default();
@@ -244,6 +247,35 @@ grpc::ServerUnaryReactor* DyloraService::UnloadAdapter(
   absl::Status status = auth_.Check(*context);
   if (status.ok()) status = runtime_.UnloadAdapter(request->name());
   reactor->Finish(tracker.Complete(status, "", 0));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* DyloraService::ExportAdapter(
+    grpc::CallbackServerContext* context,
+    const dylora::v1::ExportAdapterRequest* request,
+    dylora::v1::ExportAdapterResponse* response) {
+  CallTracker tracker(metrics_, kProtocol);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<RankSelector> selector = SelectorOf(*request);
+  absl::StatusOr<ExportedAdapter> exported =
+      selector.ok() ? runtime_.ExportAdapter(request->name(), *selector)
+                    : absl::StatusOr<ExportedAdapter>(selector.status());
+  if (exported.ok()) {
+    response->set_adapter(exported->adapter->name);
+    response->set_adapter_version(exported->adapter->version);
+    response->set_rank(exported->rank.rank);
+    response->set_rank_source(exported->rank.source);
+    for (auto& [name, contents] : exported->files) {
+      dylora::v1::AdapterFile* file = response->add_files();
+      file->set_name(name);
+      file->set_contents(std::move(contents));
+    }
+  }
+  // The adapter label only for an export that happened (a bad name must
+  // not mint a metrics series).
+  reactor->Finish(tracker.Complete(exported.status(),
+                                   exported.ok() ? request->name() : "",
+                                   exported.ok() ? exported->rank.rank : 0));
   return reactor;
 }
 

@@ -40,6 +40,10 @@ class DyloraService final : public dylora::v1::DyLoRA::CallbackService {
       grpc::CallbackServerContext* context,
       const dylora::v1::UnloadAdapterRequest* request,
       dylora::v1::UnloadAdapterResponse* response) override;
+  grpc::ServerUnaryReactor* ExportAdapter(
+      grpc::CallbackServerContext* context,
+      const dylora::v1::ExportAdapterRequest* request,
+      dylora::v1::ExportAdapterResponse* response) override;
 
  private:
   ServingRuntime& runtime_;

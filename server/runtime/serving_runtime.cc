@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "core/adapter/adapter_io.h"
 #include "core/io/utf8.h"
 #include "core/model/encoder.h"
 #include "core/model/packed_linears.h"
@@ -340,6 +341,23 @@ absl::StatusOr<AdapterStatus> ServingRuntime::GetAdapter(
   DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<const ServedAdapter> served,
                           registry_.Get(name));
   return StatusOf(std::move(served));
+}
+
+absl::StatusOr<ExportedAdapter> ServingRuntime::ExportAdapter(
+    absl::string_view name, const RankSelector& selector) const {
+  if (IsBackbone(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", name, "\" is the backbone; only adapters can be exported"));
+  }
+  ExportedAdapter exported;
+  DYLORA_ASSIGN_OR_RETURN(exported.adapter, registry_.Get(name));
+  DYLORA_ASSIGN_OR_RETURN(
+      exported.rank, ResolveRank(selector, *exported.adapter->adapter,
+                                 options_.profiles, options_.default_policy));
+  DYLORA_ASSIGN_OR_RETURN(exported.files,
+                          SerializePeftLoraFiles(*exported.adapter->adapter,
+                                                 exported.rank.rank));
+  return exported;
 }
 
 absl::StatusOr<LoadAdapterResult> ServingRuntime::LoadAdapter(

@@ -119,6 +119,13 @@ struct AdapterStatus {
   std::vector<int64_t> merged_ranks;  // ranks whose merge is cached
 };
 
+// An adapter cut to one rank as plain PEFT LoRA files (ExportAdapter).
+struct ExportedAdapter {
+  std::shared_ptr<const ServedAdapter> adapter;  // the version exported
+  ResolvedRank rank;
+  std::vector<std::pair<std::string, std::string>> files;  // (name, bytes)
+};
+
 struct LoadAdapterResult {
   AdapterStatus loaded;
   bool replaced = false;  // an older version of the name was serving
@@ -159,6 +166,11 @@ class ServingRuntime {
       std::optional<int64_t> version = std::nullopt) const;
   std::vector<AdapterStatus> ListAdapters() const;
   absl::StatusOr<AdapterStatus> GetAdapter(absl::string_view name) const;
+  // The adapter serving `name`, cut to the rank `selector` picks (by
+  // Classify's rules), as PEFT LoRA files: NOT_FOUND, INVALID_ARGUMENT or
+  // FAILED_PRECONDITION as Resolve says them.
+  absl::StatusOr<ExportedAdapter> ExportAdapter(
+      absl::string_view name, const RankSelector& selector) const;
 
   // Loads or replaces an adapter; on success the engine forgets merges of
   // the version replaced and pre-warms `prewarm_ranks` (on the merger's

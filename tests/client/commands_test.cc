@@ -1,6 +1,7 @@
 // dylora-client's commands end to end: the real server (real MiniLM) on a
 // loopback port, each command's library entry point called directly, its
 // text and JSON output checked.
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -15,6 +16,8 @@
 #include "client/health_command.h"
 #include "client/infer_command.h"
 #include "client/sweep_command.h"
+#include "core/adapter/adapter_io.h"
+#include "core/util/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -490,6 +493,47 @@ TEST_F(ClientCommandsTest, TheCommandLineDrivesTheSameCommands) {
                                  health_out, err),
             kExitOk);
   EXPECT_EQ(health_out.str(), "SERVING\n");
+}
+
+TEST_F(ClientCommandsTest, ExportWritesTheProfilesSliceAsAPeftDirectory) {
+  dylora::testing::ScopedTempDir out_dir;
+  const std::string dir = out_dir.path() + "/phone";
+  std::istringstream in;
+  std::ostringstream out, err;
+  ASSERT_EQ(RunClientCommandLine({"export", "--server", Connect().server,
+                                  "--adapter", "sst", "--profile", "phone",
+                                  "-o", dir, "--json"},
+                                 in, out, err),
+            kExitOk)
+      << err.str();
+  const nlohmann::json json = ParseJson(out.str());
+  EXPECT_EQ(json["rank"], 2);  // the test server's phone profile
+  EXPECT_EQ(json["rank_source"], "profile:phone");
+  auto config = ReadFileToString(dir + "/adapter_config.json");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(ParseJson(*config)["r"], 2);
+  auto slice = ReadAdapter(dir);
+  ASSERT_TRUE(slice.ok()) << slice.status();
+  EXPECT_EQ((*slice)->config().r_max, 2);
+  EXPECT_EQ(json["bytes"].get<int64_t>(),
+            static_cast<int64_t>(
+                std::filesystem::file_size(dir + "/adapter_config.json") +
+                std::filesystem::file_size(dir +
+                                           "/adapter_model.safetensors")));
+
+  // A refusal writes nothing and exits 1; a missing -o is a usage error.
+  std::ostringstream refused_out, refused_err;
+  EXPECT_EQ(RunClientCommandLine({"export", "--server", Connect().server,
+                                  "--adapter", "sst", "--rank", "9", "-o",
+                                  out_dir.path() + "/r9"},
+                                 in, refused_out, refused_err),
+            kExitRequestFailed);
+  EXPECT_THAT(refused_err.str(), HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_FALSE(std::filesystem::exists(out_dir.path() + "/r9"));
+  EXPECT_EQ(RunClientCommandLine({"export", "--server", Connect().server,
+                                  "--adapter", "sst"},
+                                 in, refused_out, refused_err),
+            kExitUsage);
 }
 
 TEST(ClientStoppedServerTest, AStoppedServerIsUnreachable) {

@@ -41,6 +41,7 @@ class AdapterIoTest : public ::testing::Test {
     config.update_mode = UpdateMode::kFull;
     config.rank_distribution = *RankDistribution::Parse("geometric:0.25");
     config.base_model_name_or_path = "tiny-bert";
+    config.head = HeadKind::kMeanPooled;  // not the family's default
     adapter_ = RandomAdapter(*encoder_, config);
     ASSERT_NE(adapter_, nullptr);
     RankMetrics m;
@@ -213,12 +214,16 @@ TEST_F(AdapterIoTest, ExportedSliceIsPlainPeftLoraOfRankB) {
   auto j = nlohmann::json::parse(Slurp(out + "/adapter_config.json"));
   EXPECT_EQ(j["r"], 3);
   EXPECT_EQ(j["lora_alpha"], 16);
-  EXPECT_FALSE(j.contains("dylora"));
+  EXPECT_EQ(j["dylora"]["r_min"], 3);
+  EXPECT_EQ(j["dylora"]["r_max"], 3);
   auto plain = LoadAdapter(out, *encoder_);
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_EQ((*plain)->config().r_min, 3);
   EXPECT_EQ((*plain)->config().r_max, 3);
-  EXPECT_TRUE((*plain)->config().base_model_fingerprint.empty());
+  // What plain PEFT fields cannot carry survives the slice.
+  EXPECT_EQ((*plain)->config().base_model_fingerprint,
+            adapter_->config().base_model_fingerprint);
+  EXPECT_EQ((*plain)->config().head_kind(), adapter_->config().head_kind());
   for (const auto& [id, f] : adapter_->factors()) {
     const LoraFactors* g = (*plain)->Find(id);
     ASSERT_NE(g, nullptr);

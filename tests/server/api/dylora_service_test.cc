@@ -13,10 +13,13 @@
 
 #include "absl/synchronization/mutex.h"
 #include "core/adapter/adapter_hooks.h"
+#include "core/adapter/adapter_io.h"
 #include "core/model/encoder.h"
 #include "core/tokenizer/tokenizer.h"
+#include "core/util/file_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/server/test_server.h"
 
 namespace dylora::serving {
@@ -390,6 +393,95 @@ TEST_F(DyloraServiceTest, ListGetLoadAndUnloadAdapters) {
   v1::ClassifyResponse response;
   EXPECT_EQ(Classify(Request("mrpc", {"x"}), &response).error_code(),
             grpc::NOT_FOUND);
+}
+
+// An export is a plain PEFT LoRA at the picked rank: loaded back (through
+// the same loader a deployment uses) it answers at its only rank exactly
+// what the DyLoRA adapter answers at that rank.
+TEST_F(DyloraServiceTest, ExportedSliceAnswersLikeTheAdapterAtItsRank) {
+  struct Case {
+    v1::ExportAdapterRequest request;
+    int64_t rank;
+    std::string source;
+  };
+  std::vector<Case> cases(2);
+  cases[0].request.set_rank(3);
+  cases[0].rank = 3;
+  cases[0].source = "rank";
+  cases[1].request.set_profile("phone");
+  cases[1].rank = 2;
+  cases[1].source = "profile:phone";
+  for (Case& c : cases) {
+    SCOPED_TRACE(c.source);
+    c.request.set_name("sst");
+    v1::ExportAdapterResponse exported;
+    {
+      grpc::ClientContext context;
+      ASSERT_TRUE(stub_->ExportAdapter(&context, c.request, &exported).ok());
+    }
+    EXPECT_EQ(exported.adapter(), "sst");
+    EXPECT_EQ(exported.adapter_version(), 1);
+    EXPECT_EQ(exported.rank(), c.rank);
+    EXPECT_EQ(exported.rank_source(), c.source);
+    std::vector<std::pair<std::string, std::string>> files;
+    for (const v1::AdapterFile& file : exported.files()) {
+      files.emplace_back(file.name(), file.contents());
+    }
+    ASSERT_EQ(files.size(), 2u);
+    const std::string dir =
+        server_.adapter_dir() + "/exported-" + std::to_string(c.rank);
+    ASSERT_TRUE(WriteDirectoryAtomically(dir, files).ok());
+
+    // PEFT's fields: r is the rank, lora_alpha the adapter's; the DyLoRA
+    // section describes a one-rank adapter.
+    auto config = nlohmann::json::parse(files[1].first == kAdapterConfigFile
+                                            ? files[1].second
+                                            : files[0].second);
+    EXPECT_EQ(config["r"], c.rank);
+    EXPECT_EQ(config["lora_alpha"], 16.0);
+    EXPECT_EQ(config["dylora"]["r_max"], c.rank);
+    auto slice = ReadAdapter(dir);
+    ASSERT_TRUE(slice.ok()) << slice.status();
+    EXPECT_EQ((*slice)->config().r_min, c.rank);
+    EXPECT_EQ((*slice)->config().r_max, c.rank);
+
+    const std::string name = "sst-slice-" + std::to_string(c.rank);
+    ASSERT_TRUE(server_.server().runtime().LoadAdapter(name, dir, {}).ok());
+    v1::ClassifyRequest original = Request("sst", kTexts);
+    original.set_rank(c.rank);
+    v1::ClassifyResponse expected, actual;
+    ASSERT_TRUE(Classify(original, &expected).ok());
+    ASSERT_TRUE(Classify(Request(name, kTexts), &actual).ok());
+    EXPECT_EQ(actual.rank(), c.rank);
+    ExpectNear(Logits(actual), Logits(expected), 1e-4);
+  }
+}
+
+TEST_F(DyloraServiceTest, ExportRefusesWhatItCannotExport) {
+  struct Case {
+    std::string name;
+    int64_t rank;  // 0: unset
+    grpc::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"nope", 0, grpc::StatusCode::NOT_FOUND, "nope"},
+      {"sst", 9, grpc::StatusCode::INVALID_ARGUMENT, "[1, 8]"},
+      {"minilm", 0, grpc::StatusCode::INVALID_ARGUMENT, "backbone"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    v1::ExportAdapterRequest request;
+    request.set_name(c.name);
+    if (c.rank > 0) request.set_rank(c.rank);
+    v1::ExportAdapterResponse response;
+    grpc::ClientContext context;
+    const grpc::Status status =
+        stub_->ExportAdapter(&context, request, &response);
+    EXPECT_EQ(status.error_code(), c.code);
+    EXPECT_THAT(status.error_message(), HasSubstr(c.message));
+    EXPECT_EQ(response.files_size(), 0);
+  }
 }
 
 TEST_F(DyloraServiceTest, MergedAndTruncatedPathsGiveTheSameAnswers) {
