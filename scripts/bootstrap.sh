@@ -31,6 +31,7 @@ APT_PACKAGES=(
   libbenchmark-dev nlohmann-json3-dev libutf8proc-dev libspdlog-dev
   libcli11-dev
   python3-yaml prometheus  # deploy checks: tests/deploy (YAML parsing, promtool)
+  nginx-light curl         # deploy/two_replicas.sh: the gRPC balancer, scrapes
   clang-14                 # tests/lint: -Wthread-safety (GCC ignores the annotations)
 )
 
@@ -53,6 +54,16 @@ install_apt_packages() {
   # Only promtool is wanted from the prometheus package: its postinst starts a
   # server on port 9090 where an init system runs (not under Docker's
   # policy-rc.d), so stop and disable the one this install just started.
+  # nginx-light's postinst likewise starts nginx on port 80: only the binary
+  # is wanted (deploy/two_replicas.sh runs its own instances).
+  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+      $sudo systemctl disable --now nginx.service >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/nginx ]]; then
+      $sudo /etc/init.d/nginx stop >/dev/null 2>&1 || true
+      $sudo update-rc.d nginx disable >/dev/null 2>&1 || true
+    fi
+  fi
   if [[ " ${missing[*]} " == *" prometheus "* ]]; then
     if [[ -d /run/systemd/system ]]; then
       $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
