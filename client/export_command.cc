@@ -29,7 +29,8 @@ absl::Status CheckFiles(const v1::ExportAdapterResponse& response,
     if (!ExpectedFiles().contains(file.name()) ||
         !seen.insert(file.name()).second) {
       return absl::DataLossError(absl::StrCat(
-          server, " answered ExportAdapter with an unexpected or repeated file \"",
+          server,
+          " answered ExportAdapter with an unexpected or repeated file \"",
           file.name(), "\""));
     }
   }
@@ -61,12 +62,12 @@ int RunExport(const ExportOptions& options, std::ostream& out,
   v1::ExportAdapterResponse response;
   grpc::ClientContext context;
   (*connection)->PrepareInference(context, options.adapter);
-  absl::Status status = (*connection)
-                            ->Check((*connection)
-                                        ->dylora()
-                                        .ExportAdapter(&context, request,
-                                                       &response),
-                                    "ExportAdapter");
+  absl::Status status =
+      (*connection)
+          ->Check((*connection)
+                      ->dylora()
+                      .ExportAdapter(&context, request, &response),
+                  "ExportAdapter");
   if (status.ok()) status = CheckFiles(response, (*connection)->server());
   if (!status.ok()) return ReportRpcError(status, err);
 
@@ -76,7 +77,8 @@ int RunExport(const ExportOptions& options, std::ostream& out,
     files.emplace_back(file.name(), file.contents());
     bytes += static_cast<int64_t>(file.contents().size());
   }
-  if (absl::Status written = WriteDirectoryAtomically(options.output_dir, files);
+  if (absl::Status written =
+          WriteDirectoryAtomically(options.output_dir, files);
       !written.ok()) {
     return ReportUsageError(written, err);
   }
@@ -91,9 +93,9 @@ int RunExport(const ExportOptions& options, std::ostream& out,
         << "\n";
   } else {
     out << "exported " << response.adapter() << " (version "
-        << response.adapter_version() << ") at rank " << response.rank()
-        << " (" << response.rank_source() << ") as a PEFT LoRA adapter, "
-        << bytes << " bytes, to " << options.output_dir << "\n";
+        << response.adapter_version() << ") at rank " << response.rank() << " ("
+        << response.rank_source() << ") as a PEFT LoRA adapter, " << bytes
+        << " bytes, to " << options.output_dir << "\n";
   }
   out.flush();
   return kExitOk;

@@ -214,6 +214,8 @@ absl::StatusOr<std::unique_ptr<DyLoraAdapter>> ReadAdapter(
     DYLORA_ASSIGN_OR_RETURN(at::Tensor t, CallTorch("adapter load", [&] {
                               return tensor.to(at::kFloat).contiguous();
                             }));
+    // After the cast: a finite float64 beyond float32's range is Inf here.
+    DYLORA_RETURN_IF_ERROR(CheckFinite(t, weights_path, name));
     if (p.is_head) {
       head.push_back({p.head_name, t});
       continue;

@@ -97,6 +97,21 @@ absl::StatusOr<at::Tensor> ToFloat32Tensor(const SafetensorsFile& file,
                    [&] { return t.to(at::kFloat); });
 }
 
+absl::Status CheckFinite(const at::Tensor& tensor, absl::string_view origin,
+                         absl::string_view name) {
+  if (!at::isFloatingType(tensor.scalar_type())) return absl::OkStatus();
+  DYLORA_ASSIGN_OR_RETURN(
+      int64_t non_finite,
+      CallTorch(
+          absl::StrCat(origin, ": tensor '", name, "': finite check"), [&] {
+            return at::logical_not(at::isfinite(tensor)).sum().item<int64_t>();
+          }));
+  if (non_finite == 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(origin, ": tensor '", name, "' holds ", non_finite,
+                   " NaN or Inf value", non_finite == 1 ? "" : "s"));
+}
+
 absl::StatusOr<std::map<std::string, at::Tensor>> LoadTensors(
     const std::string& path) {
   DYLORA_ASSIGN_OR_RETURN(auto file, SafetensorsFile::Open(path));

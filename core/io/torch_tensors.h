@@ -34,6 +34,14 @@ absl::StatusOr<at::Tensor> ToTensor(const SafetensorsFile& file,
 absl::StatusOr<at::Tensor> ToFloat32Tensor(const SafetensorsFile& file,
                                            const TensorInfo& info);
 
+// OK when `tensor` is not floating point or holds only finite values;
+// otherwise INVALID_ARGUMENT "<origin>: tensor '<name>' holds N NaN or Inf
+// values". Weights a model computes with are checked at load: one NaN
+// would otherwise reach only the rows (and batches) that touch it, so a
+// client's answer would depend on other clients' traffic.
+absl::Status CheckFinite(const at::Tensor& tensor, absl::string_view origin,
+                         absl::string_view name);
+
 // Opens, validates and copies every tensor of a safetensors file.
 absl::StatusOr<std::map<std::string, at::Tensor>> LoadTensors(
     const std::string& path);

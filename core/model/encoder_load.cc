@@ -44,6 +44,8 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   std::map<std::string, at::Tensor> tensors;
   for (const TensorInfo& info : file->tensors()) {
     DYLORA_ASSIGN_OR_RETURN(tensors[info.name], ToTensor(*file, info));
+    DYLORA_RETURN_IF_ERROR(
+        CheckFinite(tensors[info.name], weights_path, info.name));
   }
   file.reset();
   return FromTensors(config, tensors, options, weights_path,

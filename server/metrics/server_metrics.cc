@@ -76,6 +76,12 @@ ServerMetrics::ServerMetrics()
                   .Name("dylora_dropped_requests_total")
                   .Help("Requests dropped before compute, by reason")
                   .Register(r);
+  nonfinite_outputs_ = &prometheus::BuildCounter()
+                            .Name("dylora_nonfinite_outputs_total")
+                            .Help(
+                                "Requests whose output held NaN or Inf, "
+                                "withheld (INTERNAL), by model")
+                            .Register(r);
   cache_hits_ = &prometheus::BuildCounter()
                      .Name("dylora_merge_cache_hits_total")
                      .Help("Merged-weight cache lookups that hit")
@@ -101,11 +107,12 @@ ServerMetrics::ServerMetrics()
                       .Help("Bytes held by the merged-weight cache")
                       .Register(r)
                       .Add({});
-  cache_entries_ = &prometheus::BuildGauge()
-                        .Name("dylora_merge_cache_entries")
-                        .Help("(adapter, rank) entries in the merged-weight cache")
-                        .Register(r)
-                        .Add({});
+  cache_entries_ =
+      &prometheus::BuildGauge()
+           .Name("dylora_merge_cache_entries")
+           .Help("(adapter, rank) entries in the merged-weight cache")
+           .Register(r)
+           .Add({});
   queue_depth_ = &prometheus::BuildGauge()
                       .Name("dylora_queue_depth_rows")
                       .Help("Rows waiting in the batcher queue")
@@ -125,11 +132,12 @@ ServerMetrics::ServerMetrics()
                         .Name("dylora_adapter_loads_total")
                         .Help("Adapter loads by result (ok, error)")
                         .Register(r);
-  adapter_load_duration_ = &prometheus::BuildHistogram()
-                                .Name("dylora_adapter_load_duration_seconds")
-                                .Help("Time to read, validate and publish an adapter")
-                                .Register(r)
-                                .Add({}, LoadBuckets());
+  adapter_load_duration_ =
+      &prometheus::BuildHistogram()
+           .Name("dylora_adapter_load_duration_seconds")
+           .Help("Time to read, validate and publish an adapter")
+           .Register(r)
+           .Add({}, LoadBuckets());
 }
 
 ServerMetrics::~ServerMetrics() = default;
@@ -145,8 +153,8 @@ absl::Status ServerMetrics::StartExposer(const std::string& address) {
     exposer_port_ = ports.empty() ? 0 : ports.front();
     exposer_ = std::move(exposer);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot serve metrics on ", address, ": ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));
   }
   return absl::OkStatus();
 }
@@ -188,6 +196,10 @@ void ServerMetrics::ObserveQueueTime(double seconds) {
 
 void ServerMetrics::CountDropped(absl::string_view reason) {
   dropped_->Add({{"reason", std::string(reason)}}).Increment();
+}
+
+void ServerMetrics::CountNonFiniteOutput(absl::string_view model) {
+  nonfinite_outputs_->Add({{"model", std::string(model)}}).Increment();
 }
 
 void ServerMetrics::ObserveBatch(absl::string_view path, int64_t rows,

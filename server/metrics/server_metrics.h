@@ -5,15 +5,16 @@
 // _seconds histograms).
 //
 //   dylora_requests_total{protocol,adapter,rank,code}       counter
-//   dylora_request_duration_seconds{protocol,adapter}       histogram (end to end)
-//   dylora_queue_duration_seconds                           histogram
-//   dylora_compute_duration_seconds{path}                   histogram (one batch)
-//   dylora_batch_size{path}                                 histogram (rows)
-//   dylora_rows_total{path}                                 counter
-//   dylora_dropped_requests_total{reason}                   counter (deadline, cancelled)
-//   dylora_merge_cache_hits_total / _misses_total / _evictions_total  counters
-//   dylora_merge_cache_bytes, dylora_merge_cache_entries    gauges
-//   dylora_merges_total                                     counter
+//   dylora_request_duration_seconds{protocol,adapter}       histogram (end to
+//   end) dylora_queue_duration_seconds                           histogram
+//   dylora_compute_duration_seconds{path}                   histogram (one
+//   batch) dylora_batch_size{path}                                 histogram
+//   (rows) dylora_rows_total{path}                                 counter
+//   dylora_dropped_requests_total{reason}                   counter (deadline,
+//   cancelled) dylora_nonfinite_outputs_total{model}                   counter
+//   (answers withheld) dylora_merge_cache_hits_total / _misses_total /
+//   _evictions_total  counters dylora_merge_cache_bytes,
+//   dylora_merge_cache_entries    gauges dylora_merges_total counter
 //   dylora_queue_depth_rows, dylora_inflight_requests       gauges
 //   dylora_adapters_loaded                                  gauge
 //   dylora_adapter_loads_total{result}                      counter (ok, error)
@@ -68,6 +69,9 @@ class ServerMetrics {
   void SetQueueDepth(int64_t rows);
   void ObserveQueueTime(double seconds);
   void CountDropped(absl::string_view reason);
+  // Runtime: a request whose output held NaN or Inf, withheld (`model`: a
+  // loaded adapter's name, or the backbone's).
+  void CountNonFiniteOutput(absl::string_view model);
   // Engine.
   void ObserveBatch(absl::string_view path, int64_t rows, double seconds);
   void CountMergeCacheHit();
@@ -91,6 +95,7 @@ class ServerMetrics {
   prometheus::Family<prometheus::Histogram>* batch_size_;
   prometheus::Family<prometheus::Counter>* rows_;
   prometheus::Family<prometheus::Counter>* dropped_;
+  prometheus::Family<prometheus::Counter>* nonfinite_outputs_;
   prometheus::Counter* cache_hits_;
   prometheus::Counter* cache_misses_;
   prometheus::Counter* cache_evictions_;

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <thread>
 #include <utility>
@@ -315,7 +316,30 @@ absl::Status ServingRuntime::Submit(ResolvedRequest request,
   task->rows = std::move(request.rows_);
   task->deadline = request.deadline_;
   task->is_cancelled = std::move(request.is_cancelled_);
-  task->done = std::move(done);
+  const auto* at_rank = std::get_if<AdapterAtRank>(&task->target);
+  // A NaN or Inf is never an answer (softmax would turn it into a confident
+  // label): the request fails, the other requests of its batch do not.
+  task->done = [done = std::move(done), metrics = metrics_,
+                model = at_rank != nullptr ? at_rank->adapter->name
+                                           : backbone_name_](
+                   absl::StatusOr<InferenceResult> result) {
+    if (result.ok()) {
+      const std::vector<float>& values = result->values;
+      const auto bad =
+          std::find_if_not(values.begin(), values.end(),
+                           [](float v) { return std::isfinite(v); });
+      if (bad != values.end()) {
+        if (metrics != nullptr) metrics->CountNonFiniteOutput(model);
+        result = absl::InternalError(absl::StrCat(
+            "model \"", model,
+            "\" computed a non-finite output (NaN or Inf) "
+            "for text ",
+            (bad - values.begin()) / std::max<int64_t>(result->width, 1),
+            " of this request; the answer is withheld"));
+      }
+    }
+    done(std::move(result));
+  };
   return batcher_.Submit(std::move(task));
 }
 
@@ -354,9 +378,9 @@ absl::StatusOr<ExportedAdapter> ServingRuntime::ExportAdapter(
   DYLORA_ASSIGN_OR_RETURN(
       exported.rank, ResolveRank(selector, *exported.adapter->adapter,
                                  options_.profiles, options_.default_policy));
-  DYLORA_ASSIGN_OR_RETURN(exported.files,
-                          SerializePeftLoraFiles(*exported.adapter->adapter,
-                                                 exported.rank.rank));
+  DYLORA_ASSIGN_OR_RETURN(
+      exported.files,
+      SerializePeftLoraFiles(*exported.adapter->adapter, exported.rank.rank));
   return exported;
 }
 

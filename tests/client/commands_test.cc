@@ -500,11 +500,11 @@ TEST_F(ClientCommandsTest, ExportWritesTheProfilesSliceAsAPeftDirectory) {
   const std::string dir = out_dir.path() + "/phone";
   std::istringstream in;
   std::ostringstream out, err;
-  ASSERT_EQ(RunClientCommandLine({"export", "--server", Connect().server,
-                                  "--adapter", "sst", "--profile", "phone",
-                                  "-o", dir, "--json"},
-                                 in, out, err),
-            kExitOk)
+  ASSERT_EQ(
+      RunClientCommandLine({"export", "--server", Connect().server, "--adapter",
+                            "sst", "--profile", "phone", "-o", dir, "--json"},
+                           in, out, err),
+      kExitOk)
       << err.str();
   const nlohmann::json json = ParseJson(out.str());
   EXPECT_EQ(json["rank"], 2);  // the test server's phone profile
@@ -515,24 +515,24 @@ TEST_F(ClientCommandsTest, ExportWritesTheProfilesSliceAsAPeftDirectory) {
   auto slice = ReadAdapter(dir);
   ASSERT_TRUE(slice.ok()) << slice.status();
   EXPECT_EQ((*slice)->config().r_max, 2);
-  EXPECT_EQ(json["bytes"].get<int64_t>(),
-            static_cast<int64_t>(
-                std::filesystem::file_size(dir + "/adapter_config.json") +
-                std::filesystem::file_size(dir +
-                                           "/adapter_model.safetensors")));
+  EXPECT_EQ(
+      json["bytes"].get<int64_t>(),
+      static_cast<int64_t>(
+          std::filesystem::file_size(dir + "/adapter_config.json") +
+          std::filesystem::file_size(dir + "/adapter_model.safetensors")));
 
   // A refusal writes nothing and exits 1; a missing -o is a usage error.
   std::ostringstream refused_out, refused_err;
-  EXPECT_EQ(RunClientCommandLine({"export", "--server", Connect().server,
-                                  "--adapter", "sst", "--rank", "9", "-o",
-                                  out_dir.path() + "/r9"},
-                                 in, refused_out, refused_err),
-            kExitRequestFailed);
+  EXPECT_EQ(
+      RunClientCommandLine({"export", "--server", Connect().server, "--adapter",
+                            "sst", "--rank", "9", "-o", out_dir.path() + "/r9"},
+                           in, refused_out, refused_err),
+      kExitRequestFailed);
   EXPECT_THAT(refused_err.str(), HasSubstr("INVALID_ARGUMENT"));
   EXPECT_FALSE(std::filesystem::exists(out_dir.path() + "/r9"));
-  EXPECT_EQ(RunClientCommandLine({"export", "--server", Connect().server,
-                                  "--adapter", "sst"},
-                                 in, refused_out, refused_err),
+  EXPECT_EQ(RunClientCommandLine(
+                {"export", "--server", Connect().server, "--adapter", "sst"},
+                in, refused_out, refused_err),
             kExitUsage);
 }
 

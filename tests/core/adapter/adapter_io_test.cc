@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/adapter/adapter_json.h"
@@ -16,6 +18,7 @@ namespace dylora {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using testing::LoadTinyBert;
 using testing::RandomAdapter;
@@ -309,6 +312,44 @@ TEST_F(AdapterIoTest, RefusesCorruptOrInconsistentConfig) {
   }
   Spit(dir_ + "/adapter_config.json", good);
   EXPECT_TRUE(LoadAdapter(dir_, *encoder_).ok());
+}
+
+// A NaN or Inf anywhere (a factor, the head, or a float64 value beyond
+// float32's range) is refused with the tensor's name: such an adapter would
+// give answers that depend on the other rows of a batch.
+TEST_F(AdapterIoTest, RefusesNonFiniteTensorsNamingThem) {
+  const auto good = SavedTensors();
+  const std::vector<std::pair<std::string, float>> cases = {
+      {"base_model.model.bert.encoder.layer.1.attention.self.value.lora_A."
+       "weight",
+       std::numeric_limits<float>::quiet_NaN()},
+      {"base_model.model.bert.encoder.layer.0.attention.self.query.lora_B."
+       "weight",
+       -std::numeric_limits<float>::infinity()},
+      {"base_model.model.classifier.weight",
+       std::numeric_limits<float>::infinity()},
+  };
+  for (const auto& [name, value] : cases) {
+    SCOPED_TRACE(name);
+    auto tensors = good;
+    bool found = false;
+    for (auto& [n, t] : tensors) {
+      if (n != name) continue;
+      t = t.clone();
+      t.view(-1)[t.numel() / 2] = value;
+      found = true;
+    }
+    ASSERT_TRUE(found);
+    const absl::Status s = LoadWithTensors(tensors);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(s.message()),
+                AllOf(HasSubstr(name), HasSubstr("1 NaN or Inf value")));
+  }
+  auto wide = good;
+  wide.front().second = wide.front().second.to(at::kDouble).clone();
+  wide.front().second.view(-1)[0] = 1e300;  // finite, but not in float32
+  const absl::Status s = LoadWithTensors(wide);
+  EXPECT_THAT(std::string(s.message()), HasSubstr(wide.front().first));
 }
 
 TEST_F(AdapterIoTest, RefusesMissingWrongOrCorruptTensors) {

@@ -7,6 +7,7 @@
 
 #include <array>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -110,6 +111,27 @@ TEST(EncoderLoadTest, NonFloatingWeightIsRejected) {
   EXPECT_THAT(
       std::string(encoder.status().message()),
       HasSubstr("embeddings.LayerNorm.bias: expected a floating dtype"));
+}
+
+// The server refuses to start on such a backbone: one NaN weight would
+// reach only the rows and batches that touch it.
+TEST(EncoderLoadTest, NonFiniteWeightIsRefusedByName) {
+  auto tensors = LoadFixtureTensors(TinyBert() + "/model.safetensors");
+  tensors["encoder.layer.1.intermediate.dense.weight"].view(-1)[7] =
+      std::numeric_limits<float>::quiet_NaN();
+  ScopedTempDir dir;
+  std::vector<std::pair<std::string, at::Tensor>> list(tensors.begin(),
+                                                       tensors.end());
+  ASSERT_TRUE(SaveTensors(dir.path() + "/model.safetensors", list).ok());
+  std::filesystem::copy_file(TinyBert() + "/config.json",
+                             dir.path() + "/config.json");
+  auto encoder = Encoder::Load(dir.path());
+  ASSERT_FALSE(encoder.ok());
+  EXPECT_EQ(encoder.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(encoder.status().message()),
+              AllOf(HasSubstr("model.safetensors"),
+                    HasSubstr("encoder.layer.1.intermediate.dense.weight"),
+                    HasSubstr("1 NaN or Inf value")));
 }
 
 TEST(EncoderLoadTest, HandBuiltConfigIsValidated) {

@@ -5,6 +5,9 @@
 
 #include <atomic>
 #include <cmath>
+#include <filesystem>
+#include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <string>
@@ -14,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "core/adapter/adapter_hooks.h"
 #include "core/adapter/adapter_io.h"
+#include "core/io/torch_tensors.h"
 #include "core/model/encoder.h"
 #include "core/tokenizer/tokenizer.h"
 #include "core/util/file_util.h"
@@ -27,6 +31,7 @@ namespace {
 
 using ::dylora::testing::TestServer;
 using ::dylora::testing::TestServerOptions;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 namespace v1 = ::dylora::v1;
@@ -104,8 +109,7 @@ class DyloraServiceTest : public ::testing::Test {
       inputs.attention_mask =
           at::tensor(batch->attention_mask).reshape({1, batch->seq_len});
       c10::InferenceMode guard;
-      auto hook =
-          AdapterHook::Create(*served->adapter, RankSpec::Single(rank));
+      auto hook = AdapterHook::Create(*served->adapter, RankSpec::Single(rank));
       EXPECT_TRUE(hook.ok());
       auto outputs = encoder.Forward(inputs, hook->get());
       EXPECT_TRUE(outputs.ok());
@@ -482,6 +486,65 @@ TEST_F(DyloraServiceTest, ExportRefusesWhatItCannotExport) {
     EXPECT_THAT(status.error_message(), HasSubstr(c.message));
     EXPECT_EQ(response.files_size(), 0);
   }
+}
+
+// Weights that are not finite never load (the served version stays); finite
+// weights whose output overflows never answer.
+TEST_F(DyloraServiceTest,
+       NonFiniteWeightsAreRefusedAndNonFiniteOutputsWithheld) {
+  const std::string path = server_.adapter_dir() + "/sst-11";
+  auto tensors = LoadTensors(path + "/adapter_model.safetensors");
+  ASSERT_TRUE(tensors.ok()) << tensors.status();
+  const std::string factor =
+      "base_model.model.bert.encoder.layer.2.attention.self.query.lora_A."
+      "weight";
+  // A copy of the adapter whose tensor `tensor` went through `edit`.
+  auto write_variant = [&](const std::string& name, const std::string& tensor,
+                           const std::function<void(at::Tensor&)>& edit) {
+    const std::string dir = server_.adapter_dir() + "/" + name;
+    std::filesystem::copy(path, dir);
+    std::vector<std::pair<std::string, at::Tensor>> edited;
+    for (const auto& [n, t] : *tensors) {
+      at::Tensor copy = t.clone();
+      if (n == tensor) edit(copy);
+      edited.push_back({n, copy});
+    }
+    EXPECT_TRUE(SaveTensors(dir + "/adapter_model.safetensors", edited).ok());
+    return dir;
+  };
+
+  v1::LoadAdapterRequest load;
+  load.set_name("sst");
+  load.set_path(write_variant("nan", factor, [](at::Tensor& t) {
+    t.view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+  }));
+  v1::LoadAdapterResponse loaded;
+  {
+    grpc::ClientContext context;
+    const grpc::Status status = stub_->LoadAdapter(&context, load, &loaded);
+    EXPECT_EQ(status.error_code(), grpc::INVALID_ARGUMENT);
+    EXPECT_THAT(status.error_message(),
+                AllOf(HasSubstr(factor), HasSubstr("NaN or Inf")));
+  }
+  v1::ClassifyResponse response;
+  ASSERT_TRUE(Classify(Request("sst", kTexts), &response).ok());
+  EXPECT_EQ(response.adapter_version(), 1);
+
+  // Finite, but every logit overflows float32.
+  load.set_name("overflow");
+  load.set_path(write_variant("overflow", "base_model.model.classifier.weight",
+                              [](at::Tensor& t) { t.fill_(3e38f); }));
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->LoadAdapter(&context, load, &loaded).ok());
+  }
+  const grpc::Status status = Classify(Request("overflow", kTexts), &response);
+  EXPECT_EQ(status.error_code(), grpc::INTERNAL);
+  EXPECT_THAT(status.error_message(),
+              AllOf(HasSubstr("\"overflow\""), HasSubstr("non-finite")));
+  EXPECT_THAT(
+      server_.server().metrics().Scrape(),
+      HasSubstr(R"(dylora_nonfinite_outputs_total{model="overflow"} 1)"));
 }
 
 TEST_F(DyloraServiceTest, MergedAndTruncatedPathsGiveTheSameAnswers) {
