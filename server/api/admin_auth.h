@@ -1,6 +1,8 @@
-// Bearer-token check for admin RPCs (LoadAdapter, UnloadAdapter). With no
-// token configured admin RPCs are open (bind to loopback or use TLS plus a
-// token in production).
+// Who may call the admin RPCs (LoadAdapter, UnloadAdapter): closed by
+// default. With a token (--admin-token-file) a call needs
+// "authorization: Bearer <token>" (scheme in any case, RFC 7235; token
+// compared in constant time); with --admin-insecure anyone who reaches the
+// port may; with neither nobody may.
 #pragma once
 
 #include <grpcpp/server_context.h>
@@ -13,16 +15,19 @@ namespace dylora::serving {
 
 class AdminAuth {
  public:
-  explicit AdminAuth(std::string token) : token_(std::move(token)) {}
+  // `token` empty: no token; then `insecure` opens the admin RPCs to all.
+  AdminAuth(std::string token, bool insecure)
+      : token_(std::move(token)), insecure_(insecure) {}
 
-  // OK when no token is configured or the call carries
-  // "authorization: Bearer <token>"; UNAUTHENTICATED when the header is
-  // missing or malformed, PERMISSION_DENIED when the token differs.
+  // With a token: OK when the call carries it, UNAUTHENTICATED when the
+  // header is missing or malformed, PERMISSION_DENIED when the token
+  // differs. Without one: OK when insecure, else PERMISSION_DENIED saying
+  // how to enable admin RPCs.
   absl::Status Check(const grpc::ServerContextBase& context) const;
-  bool enabled() const { return !token_.empty(); }
 
  private:
   const std::string token_;
+  const bool insecure_;
 };
 
 }  // namespace dylora::serving

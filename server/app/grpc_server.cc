@@ -8,6 +8,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "core/util/file_util.h"
@@ -41,6 +42,27 @@ absl::StatusOr<std::string> AdminToken(const std::string& file) {
         absl::StrCat("admin-token-file ", file, " is empty"));
   }
   return token;
+}
+
+bool IsLoopback(absl::string_view host) {
+  return host == "localhost" || absl::StartsWith(host, "127.") ||
+         host == "::1" || host == "[::1]";
+}
+
+// Admin access that anyone on the network can use or read.
+void WarnAboutAdminExposure(const ServerOptions& o, bool has_token) {
+  if (IsLoopback(o.host)) return;
+  if (o.admin_insecure) {
+    spdlog::warn(
+        "--admin-insecure on {}: anyone who reaches this port can load and "
+        "unload adapters",
+        o.host);
+  } else if (has_token && o.tls_cert.empty()) {
+    spdlog::warn(
+        "the admin token travels in plaintext on {}: add --tls-cert/--tls-key "
+        "or listen on loopback only",
+        o.host);
+  }
 }
 
 }  // namespace
@@ -83,7 +105,9 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
   DYLORA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
                           Credentials(o));
 
-  server->auth_ = std::make_unique<AdminAuth>(std::move(admin_token));
+  WarnAboutAdminExposure(o, !admin_token.empty());
+  server->auth_ =
+      std::make_unique<AdminAuth>(std::move(admin_token), o.admin_insecure);
   server->dylora_service_ = std::make_unique<DyloraService>(
       *server->runtime_, server->metrics_.get(), *server->auth_);
   server->kserve_service_ = std::make_unique<KServeService>(

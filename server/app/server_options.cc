@@ -54,6 +54,10 @@ absl::Status ServerOptions::Validate() const {
   if (tls_cert.empty() != tls_key.empty()) {
     return absl::InvalidArgumentError("tls-cert and tls-key go together");
   }
+  if (admin_insecure && !admin_token_file.empty()) {
+    return absl::InvalidArgumentError(
+        "admin-insecure and admin-token-file exclude each other");
+  }
   if (drain_timeout < absl::ZeroDuration() ||
       drain_timeout == absl::InfiniteDuration()) {
     return absl::InvalidArgumentError(
@@ -185,7 +189,10 @@ void AddServerFlags(CLI::App& app, ServerOptions& o) {
                  "PEM certificate chain (enables TLS)");
   app.add_option("--tls-key", o.tls_key, "PEM private key");
   app.add_option("--admin-token-file", o.admin_token_file,
-                 "file holding the bearer token admin RPCs require");
+                 "file holding the bearer token admin RPCs (LoadAdapter, "
+                 "UnloadAdapter) require; without it they are refused");
+  app.add_flag("--admin-insecure", o.admin_insecure,
+               "allow admin RPCs without a token (trusted networks only)");
   AddDurationFlag(app, "--drain-timeout-s", o.drain_timeout, absl::Seconds(1),
                   "on SIGTERM, how long in-flight requests may take");
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")

@@ -45,7 +45,10 @@ struct ServerOptions {
   std::string tls_cert;                  // PEM file; with tls_key enables TLS
   std::string tls_key;
   // A file holding the bearer token admin RPCs require (read at start).
+  // Without one admin RPCs are refused, unless admin_insecure opens them to
+  // anyone who reaches the port.
   std::string admin_token_file;
+  bool admin_insecure = false;
   absl::Duration drain_timeout = absl::Seconds(30);
   std::string log_level = "info";
 

@@ -4,21 +4,23 @@
 // Prometheus conventions (dylora_ prefix, base units, _total counters,
 // _seconds histograms).
 //
+// clang-format off
 //   dylora_requests_total{protocol,adapter,rank,code}       counter
-//   dylora_request_duration_seconds{protocol,adapter}       histogram (end to
-//   end) dylora_queue_duration_seconds                           histogram
-//   dylora_compute_duration_seconds{path}                   histogram (one
-//   batch) dylora_batch_size{path}                                 histogram
-//   (rows) dylora_rows_total{path}                                 counter
-//   dylora_dropped_requests_total{reason}                   counter (deadline,
-//   cancelled) dylora_nonfinite_outputs_total{model}                   counter
-//   (answers withheld) dylora_merge_cache_hits_total / _misses_total /
-//   _evictions_total  counters dylora_merge_cache_bytes,
-//   dylora_merge_cache_entries    gauges dylora_merges_total counter
+//   dylora_request_duration_seconds{protocol,adapter}       histogram (end to end)
+//   dylora_queue_duration_seconds                           histogram
+//   dylora_compute_duration_seconds{path}                   histogram (one batch)
+//   dylora_batch_size{path}                                 histogram (rows)
+//   dylora_rows_total{path}                                 counter
+//   dylora_dropped_requests_total{reason}                   counter (deadline, cancelled)
+//   dylora_nonfinite_outputs_total{model}                   counter (answers withheld)
+//   dylora_merge_cache_hits_total / _misses_total / _evictions_total  counters
+//   dylora_merge_cache_bytes, dylora_merge_cache_entries    gauges
+//   dylora_merges_total                                     counter
 //   dylora_queue_depth_rows, dylora_inflight_requests       gauges
 //   dylora_adapters_loaded                                  gauge
 //   dylora_adapter_loads_total{result}                      counter (ok, error)
 //   dylora_adapter_load_duration_seconds                    histogram
+// clang-format on
 //
 // Label values that come from clients are bounded by the caller: an adapter
 // name is only used as a label once it resolved to a loaded adapter.

@@ -80,7 +80,8 @@ def main():
         server = subprocess.Popen(
             [serve, "--model", model, "--host", "127.0.0.1", "--port", str(port),
              "--metrics-host", "127.0.0.1", "--metrics-port", str(metrics_port),
-             "--adapter", f"sst2={adapter}", "--profile", "phone=2", "--threads", "1"])
+             "--adapter", f"sst2={adapter}", "--profile", "phone=2", "--threads", "1",
+             "--admin-insecure"])  # loopback only; load/unload below
         wait_until(lambda: subprocess.run([client, "health", "--server", target],
                                           capture_output=True).returncode == 0,
                    120, "dylora-serve to report SERVING")

@@ -122,7 +122,15 @@ class DyloraServiceTest : public ::testing::Test {
     return logits;
   }
 
-  TestServer server_;
+  // Admin RPCs open: these tests exercise the RPCs themselves
+  // (DyloraServiceAuthTest covers who may call them).
+  static serving::ServerOptions InsecureAdminOptions() {
+    serving::ServerOptions options = TestServerOptions();
+    options.admin_insecure = true;
+    return options;
+  }
+
+  TestServer server_{InsecureAdminOptions()};
   std::string sst_path_;
   std::unique_ptr<v1::DyLoRA::Stub> stub_;
 };
@@ -591,14 +599,56 @@ TEST(DyloraServiceAuthTest, AdminRpcsNeedTheBearerToken) {
   }
   {
     grpc::ClientContext context;
-    context.AddMetadata("authorization", "Bearer s3cret");
-    EXPECT_TRUE(stub->LoadAdapter(&context, load, &response).ok());
+    context.AddMetadata("authorization", "Bearer s3cret extra");
+    EXPECT_EQ(stub->LoadAdapter(&context, load, &response).error_code(),
+              grpc::PERMISSION_DENIED);
+  }
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Basic s3cret");
+    EXPECT_EQ(stub->LoadAdapter(&context, load, &response).error_code(),
+              grpc::UNAUTHENTICATED);
+  }
+  // The scheme is case-insensitive (RFC 7235).
+  for (const char* header :
+       {"Bearer s3cret", "bearer s3cret", "BEARER  s3cret"}) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", header);
+    EXPECT_TRUE(stub->LoadAdapter(&context, load, &response).ok()) << header;
   }
   // Inference needs no token.
   v1::ClassifyResponse classified;
   grpc::ClientContext context;
   EXPECT_TRUE(
       stub->Classify(&context, Request("a", {"fine"}), &classified).ok());
+}
+
+// Without a token file or --admin-insecure nobody may load or unload, and
+// the refusal says how to enable it.
+TEST(DyloraServiceAuthTest, AdminRpcsAreClosedByDefault) {
+  TestServer server;
+  ASSERT_TRUE(server.ok());
+  dylora::testing::ScopedTempDir dir;
+  auto stub = v1::DyLoRA::NewStub(server.channel());
+  v1::LoadAdapterRequest load;
+  load.set_name("a");
+  load.set_path(dylora::testing::WriteRandomAdapter(
+      server.server().runtime().encoder(), dir.path(), "a", 3));
+  v1::LoadAdapterResponse response;
+  for (const char* header : {"", "Bearer anything"}) {
+    grpc::ClientContext context;
+    if (*header != '\0') context.AddMetadata("authorization", header);
+    const grpc::Status status = stub->LoadAdapter(&context, load, &response);
+    EXPECT_EQ(status.error_code(), grpc::PERMISSION_DENIED);
+    EXPECT_THAT(status.error_message(), AllOf(HasSubstr("--admin-token-file"),
+                                              HasSubstr("--admin-insecure")));
+  }
+  v1::UnloadAdapterRequest unload;
+  unload.set_name("a");
+  v1::UnloadAdapterResponse unloaded;
+  grpc::ClientContext context;
+  EXPECT_EQ(stub->UnloadAdapter(&context, unload, &unloaded).error_code(),
+            grpc::PERMISSION_DENIED);
 }
 
 // Requests of random ranks from many threads share batches; every answer

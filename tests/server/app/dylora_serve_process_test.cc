@@ -1,6 +1,7 @@
 // The real dylora-serve binary as a deployment runs it: flags only, health
 // and reflection answered, a request served, SIGTERM -> drained, exit 0.
 // This binary links no server code: it talks to the process over gRPC only.
+#include <fcntl.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <netinet/in.h>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "core/util/file_util.h"
 #include "dylora/v1/dylora.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -48,14 +50,27 @@ int FreePort() {
 
 class ServeProcess {
  public:
-  explicit ServeProcess(std::vector<std::string> args) {
+  // `output_path`: where the process's stdout and stderr (its log) go
+  // (empty: inherited).
+  explicit ServeProcess(std::vector<std::string> args,
+                        const std::string& output_path = "") {
     args.insert(args.begin(), DYLORA_SERVE_BINARY);
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);
-    EXPECT_EQ(::posix_spawn(&pid_, DYLORA_SERVE_BINARY, nullptr, nullptr,
+    posix_spawn_file_actions_t actions;
+    ::posix_spawn_file_actions_init(&actions);
+    if (!output_path.empty()) {
+      ::posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO,
+                                         output_path.c_str(),
+                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO,
+                                         STDERR_FILENO);
+    }
+    EXPECT_EQ(::posix_spawn(&pid_, DYLORA_SERVE_BINARY, &actions, nullptr,
                             argv.data(), environ),
               0);
+    ::posix_spawn_file_actions_destroy(&actions);
   }
   ~ServeProcess() {
     if (pid_ > 0) {
@@ -153,6 +168,28 @@ TEST(DyloraServeProcessTest, ServesThenDrainsOnSigterm) {
   EXPECT_EQ(response.rank(), 2);
   EXPECT_EQ(response.predictions_size(), 1);
 
+  EXPECT_EQ(process.Terminate(), 0);
+}
+
+// A token that would cross the network in plaintext is worth a warning at
+// start (the server still starts: the operator may terminate TLS in front).
+TEST(DyloraServeProcessTest, WarnsWhenTheAdminTokenWouldTravelInPlaintext) {
+  dylora::testing::ScopedTempDir dir;
+  const std::string token_file = dir.path() + "/token";
+  ASSERT_TRUE(WriteFileAtomically(token_file, "s3cret\n").ok());
+  const std::string log = dir.path() + "/output";
+  ServeProcess process(
+      {"--host", "0.0.0.0", "--port", std::to_string(FreePort()),
+       "--metrics-port", "-1", "--admin-token-file", token_file, "--log-level",
+       "warn"},
+      log);
+  std::string text;
+  for (int i = 0; i < 600 && text.find("plaintext") == std::string::npos; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+    text = ReadFileToString(log).value_or("");
+  }
+  EXPECT_THAT(text, ::testing::HasSubstr(
+                        "the admin token travels in plaintext on 0.0.0.0"));
   EXPECT_EQ(process.Terminate(), 0);
 }
 

@@ -61,6 +61,7 @@ TEST(ServerOptionsTest, NoFlagsGiveTheDocumentedDefaults) {
   EXPECT_EQ(options->tls_cert, "");
   EXPECT_EQ(options->tls_key, "");
   EXPECT_EQ(options->admin_token_file, "");
+  EXPECT_FALSE(options->admin_insecure);  // admin RPCs closed by default
   EXPECT_EQ(options->drain_timeout, absl::Seconds(30));
   EXPECT_EQ(options->log_level, "info");
 }
@@ -299,6 +300,9 @@ TEST(ServerOptionsTest, BadValuesAreInvalidArgumentNamingTheProblem) {
        "--precision: precision \"int4\""},
       {"tls cert without key", {"--tls-cert", "/tls/cert.pem"}, "tls-key"},
       {"tls key without cert", {"--tls-key", "/tls/key.pem"}, "tls-cert"},
+      {"token and insecure admin",
+       {"--admin-token-file", "/etc/token", "--admin-insecure"},
+       "admin-insecure and admin-token-file"},
       {"negative delay",
        {"--max-queue-delay-ms", "-1"},
        "--max-queue-delay-ms"},
