@@ -87,7 +87,33 @@ absl::StatusOr<std::vector<std::string>> TextsOf(
         absl::StrCat("input ", input.name(), " holds ", *count,
                      " texts; the limit is ", limit));
   }
+  // KServe v2: an input's data comes from exactly one place, and a BYTES
+  // input's contents can only be bytes_contents.
+  const inference::InferTensorContents& typed = input.contents();
+  const std::pair<const char*, int> other_contents[] = {
+      {"bool_contents", typed.bool_contents_size()},
+      {"int_contents", typed.int_contents_size()},
+      {"int64_contents", typed.int64_contents_size()},
+      {"uint_contents", typed.uint_contents_size()},
+      {"uint64_contents", typed.uint64_contents_size()},
+      {"fp32_contents", typed.fp32_contents_size()},
+      {"fp64_contents", typed.fp64_contents_size()}};
+  for (const auto& [field, size] : other_contents) {
+    if (size > 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input ", input.name(),
+                       " is BYTES but its contents "
+                       "hold ",
+                       field, "; BYTES data goes in bytes_contents"));
+    }
+  }
   if (!request.raw_input_contents().empty()) {
+    if (typed.bytes_contents_size() > 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input ", input.name(),
+                       " has contents while the request also "
+                       "carries raw_input_contents; use one or the other"));
+    }
     if (request.raw_input_contents_size() != request.inputs_size()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "raw_input_contents has ", request.raw_input_contents_size(),

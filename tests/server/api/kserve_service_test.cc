@@ -507,6 +507,23 @@ TEST_F(KServeServiceTest, BadRequestsGetTheRightCodeAndAMessage) {
   add("raw holds more", kInvalid, "more than", [](auto& r) {
     r.set_raw_input_contents(0, EncodeRawBytesTensor({"a", "b"}));
   });
+  // One data source per input (KServe v2: raw_input_contents excludes
+  // contents), and only bytes_contents for BYTES.
+  add("raw and contents both", kInvalid, "input TEXT has contents while",
+      [](auto& r) {
+        r.mutable_inputs(0)->mutable_contents()->add_bytes_contents("fine");
+      });
+  add("typed contents in BYTES", kInvalid,
+      "TEXT is BYTES but its contents "
+      "hold fp32_contents",
+      [](auto& r) {
+        r.mutable_inputs(0)->mutable_contents()->add_fp32_contents(1.0f);
+      });
+  add("int contents in BYTES", kInvalid, "int64_contents", [](auto& r) {
+    r.clear_raw_input_contents();
+    r.mutable_inputs(0)->mutable_contents()->add_bytes_contents("fine");
+    r.mutable_inputs(0)->mutable_contents()->add_int64_contents(3);
+  });
   add("bad raw prefix", kInvalid, "truncated",
       [](auto& r) { r.set_raw_input_contents(0, std::string("\x05\x00", 2)); });
   add("raw length past end", kInvalid, "claims", [](auto& r) {
