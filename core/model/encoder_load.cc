@@ -17,6 +17,12 @@ absl::StatusOr<std::unique_ptr<Encoder>> Encoder::Load(
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(model_dir, ec)) {
+    if (fs::exists(model_dir, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "model ", model_dir,
+          " is a file, not a directory: give the directory holding "
+          "config.json, model.safetensors and tokenizer.json"));
+    }
     return absl::NotFoundError(
         absl::StrCat("model directory ", model_dir, " does not exist"));
   }

@@ -13,6 +13,7 @@
 #include "absl/strings/strip.h"
 #include "core/util/file_util.h"
 #include "core/util/status_macros.h"
+#include "server/app/startup_checks.h"
 
 namespace dylora::serving {
 namespace {
@@ -23,6 +24,7 @@ constexpr const char* kServiceNames[] = {"dylora.v1.DyLoRA",
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
     const ServerOptions& options) {
   if (options.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  DYLORA_RETURN_IF_ERROR(CheckTlsKeyPair(options.tls_cert, options.tls_key));
   grpc::SslServerCredentialsOptions ssl;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
   DYLORA_ASSIGN_OR_RETURN(pair.cert_chain, ReadFileToString(options.tls_cert));
@@ -126,8 +128,7 @@ absl::StatusOr<std::unique_ptr<DyloraServer>> DyloraServer::Start(
       2 * o.runtime.max_texts * o.runtime.max_text_bytes + (1 << 20))));
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", o.host, ":", o.port));
+    return DiagnoseListenFailure(o.host, o.port);
   }
   grpc::HealthCheckServiceInterface* health =
       server->server_->GetHealthCheckService();

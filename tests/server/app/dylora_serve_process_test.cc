@@ -79,6 +79,8 @@ class ServeProcess {
     }
   }
   pid_t pid() const { return pid_; }
+  // The caller reaped the process itself.
+  void Forget() { pid_ = -1; }
   // The exit code after SIGTERM, or -1 when it did not exit normally.
   int Terminate() {
     ::kill(pid_, SIGTERM);
@@ -191,6 +193,62 @@ TEST(DyloraServeProcessTest, WarnsWhenTheAdminTokenWouldTravelInPlaintext) {
   EXPECT_THAT(text, ::testing::HasSubstr(
                         "the admin token travels in plaintext on 0.0.0.0"));
   EXPECT_EQ(process.Terminate(), 0);
+}
+
+// What the binary prints and its exit code for a start that must fail.
+struct FailedStart {
+  int exit_code;
+  std::string output;
+};
+FailedStart StartAndFail(std::vector<std::string> args) {
+  dylora::testing::ScopedTempDir dir;
+  const std::string log = dir.path() + "/output";
+  ServeProcess process(std::move(args), log);
+  int status = 0;
+  ::waitpid(process.pid(), &status, 0);
+  process.Forget();
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+          ReadFileToString(log).value_or("")};
+}
+
+// Startup errors say what is wrong in our words, through the real binary.
+TEST(DyloraServeProcessTest, StartupErrorsSayWhatIsWrong) {
+  const std::string tls = dylora::testing::FixturesDir() + "/tls";
+  const std::string port = std::to_string(FreePort());
+  // A key that is not the certificate's.
+  FailedStart start =
+      StartAndFail({"--port", port, "--metrics-port", "-1", "--tls-cert",
+                    tls + "/server.crt", "--tls-key", tls + "/other.key"});
+  EXPECT_NE(start.exit_code, 0);
+  EXPECT_THAT(start.output,
+              ::testing::HasSubstr("other.key is not the private key of the "
+                                   "certificate in tls-cert"));
+  // A certificate file that is not PEM.
+  start = StartAndFail({"--port", port, "--metrics-port", "-1", "--tls-cert",
+                        tls + "/make_tls_fixtures.sh", "--tls-key",
+                        tls + "/server.key"});
+  EXPECT_THAT(start.output, ::testing::HasSubstr("holds no PEM certificate"));
+  // --model naming a file.
+  start = StartAndFail({"--port", port, "--metrics-port", "-1", "--model",
+                        dylora::testing::ModelDir() + "/config.json"});
+  EXPECT_NE(start.exit_code, 0);
+  EXPECT_THAT(start.output, ::testing::HasSubstr("is a file, not a directory"));
+  // A port another process holds.
+  const int held = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(
+      ::bind(held, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ASSERT_EQ(::listen(held, 1), 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(held, reinterpret_cast<sockaddr*>(&address), &length);
+  start = StartAndFail({"--host", "127.0.0.1", "--port",
+                        std::to_string(ntohs(address.sin_port)),
+                        "--metrics-port", "-1"});
+  ::close(held);
+  EXPECT_NE(start.exit_code, 0);
+  EXPECT_THAT(start.output, ::testing::HasSubstr("the port is already in use"));
 }
 
 TEST(DyloraServeProcessTest, ExitsNonZeroOnABadFlag) {
