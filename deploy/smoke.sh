@@ -111,7 +111,9 @@ summary() {
     printf '[smoke]   %-34s %8s\n' "${STEP_NAMES[$i]}" "${STEP_TIMES[$i]}" >&2
   done
   printf '[smoke]   %-34s %8s\n' "total" "$(elapsed_since "$SCRIPT_START")" >&2
-  if ((rc == 0)); then log "PASS ($MODE, image $IMAGE)"
+  local what="$MODE"
+  ((BUILD_IMAGE)) || what="existing image"
+  if ((rc == 0)); then log "PASS ($what: $IMAGE)"
   elif ((rc == SKIP)); then log "SKIPPED (exit $SKIP)"
   else log "FAILED (exit $rc)"; fi
 }
@@ -287,14 +289,25 @@ build_network_args() {
   elif ! "$DOCKER" network inspect bridge >/dev/null 2>&1; then printf '%s\n' --network host; fi
 }
 
+# drop_replaced TAG OLD_ID: removes the image TAG named before a rebuild, so
+# reruns do not pile up dangling images (kept while something uses it).
+drop_replaced() {
+  local new
+  new="$(image_id "$1")"
+  if [[ -n "$2" && "$2" != "$new" ]]; then "$DOCKER" rmi "$2" >/dev/null 2>&1 || true; fi
+}
+
+image_id() { "$DOCKER" image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
 secret_args() {
   if [[ -s "$CA_BUNDLE" ]]; then printf '%s\n' --secret "id=ca,src=$CA_BUNDLE"; fi
 }
 
 build_image() {
-  local secret=() net=()
+  local secret=() net=() old
   mapfile -t secret < <(secret_args)
   mapfile -t net < <(build_network_args)
+  old="$(image_id "$IMAGE")"
   if [[ $MODE == prebuilt ]]; then
     local f
     for f in "$SERVE" "$CLIENT" "$TRAIN" "$DEPS/libtorch/lib/libtorch_cpu.so" \
@@ -317,16 +330,17 @@ build_image() {
     # Progress: the step lines only (the whole log is in $WORK/build.log).
     if ! "$DOCKER" build "${net[@]}" --progress=plain "${secret[@]}" --target runtime \
       -t "$IMAGE" "$ROOT" 2>&1 | tee "$WORK/build.log" |
-      { grep -E '^#[0-9]+ (\[|DONE|ERROR|CACHED)' >&2 || true; }; then
+      { grep --line-buffered -E '^#[0-9]+ (\[|DONE|ERROR|CACHED)' >&2 || true; }; then
       tail -n 40 "$WORK/build.log" >&2
       die "docker build failed"
     fi
   fi
+  drop_replaced "$IMAGE" "$old"
   log "image $IMAGE: $(image_size_mb) MB"
 }
 
-image_size_mb() {
-  "$DOCKER" image inspect --format '{{.Size}}' "$IMAGE" | awk '{ printf "%.0f", $1 / 1e6 }'
+image_size_mb() { # [IMAGE]
+  "$DOCKER" image inspect --format '{{.Size}}' "${1:-$IMAGE}" | awk '{ printf "%.0f", $1 / 1e6 }'
 }
 
 # ------------------------------------------------- d. adapter, container
@@ -480,12 +494,15 @@ sigterm_exit() {
 # ------------------------------------------------------------ compose
 compose_prometheus_image() {
   command -v docker-compose >/dev/null || die "no docker-compose (apt package docker-compose)"
-  local net=()
+  local net=() old
   mapfile -t net < <(build_network_args)
+  old="$(image_id dylora-prometheus:local)"
   log "docker build -t dylora-prometheus:local (deploy/prometheus/local.Dockerfile)"
   "$DOCKER" build "${net[@]}" --progress=plain -t dylora-prometheus:local \
     -f "$ROOT/deploy/prometheus/local.Dockerfile" "$ROOT/deploy/prometheus" >"$WORK/prom-build.log" 2>&1 ||
     { tail -n 30 "$WORK/prom-build.log" >&2; die "building dylora-prometheus:local failed"; }
+  drop_replaced dylora-prometheus:local "$old"
+  log "image dylora-prometheus:local: $(image_size_mb dylora-prometheus:local) MB"
 }
 
 compose_check() {
