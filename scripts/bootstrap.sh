@@ -29,7 +29,7 @@ APT_PACKAGES=(
   libgrpc++-dev libgrpc-dev protobuf-compiler protobuf-compiler-grpc
   libprotobuf-dev libabsl-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   libbenchmark-dev nlohmann-json3-dev libutf8proc-dev libspdlog-dev
-  libcli11-dev libssl-dev  # libssl-dev: TLS key/cert checks at start (server/app)
+  libcli11-dev libssl-dev  # libssl-dev: TLS key/cert checks at start, server/app
   python3-yaml prometheus  # deploy checks: tests/deploy (YAML parsing, promtool)
   nginx-light curl         # deploy/two_replicas.sh: the gRPC balancer, scrapes
   clang-14                 # tests/lint: -Wthread-safety (GCC ignores the annotations)

@@ -149,6 +149,7 @@ absl::Status ServerMetrics::StartExposer(const std::string& address) {
   try {
     auto exposer = std::make_unique<prometheus::Exposer>(address);
     exposer->RegisterCollectable(registry_);
+    exposer->RegisterCollectable(process_);
     const std::vector<int> ports = exposer->GetListeningPorts();
     exposer_port_ = ports.empty() ? 0 : ports.front();
     exposer_ = std::move(exposer);
@@ -162,7 +163,11 @@ absl::Status ServerMetrics::StartExposer(const std::string& address) {
 int ServerMetrics::exposer_port() const { return exposer_port_; }
 
 std::string ServerMetrics::Scrape() const {
-  return prometheus::TextSerializer().Serialize(registry_->Collect());
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& family : process_->Collect()) {
+    families.push_back(std::move(family));
+  }
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 void ServerMetrics::RecordRequest(absl::string_view protocol,

@@ -20,6 +20,9 @@
 //   dylora_adapters_loaded                                  gauge
 //   dylora_adapter_loads_total{result}                      counter (ok, error)
 //   dylora_adapter_load_duration_seconds                    histogram
+//   process_cpu_seconds_total                               counter (ProcessCollector)
+//   process_resident_memory_bytes, process_virtual_memory_bytes  gauges
+//   process_start_time_seconds, process_open_fds, process_max_fds, process_threads  gauges
 // clang-format on
 //
 // Label values that come from clients are bounded by the caller: an adapter
@@ -35,6 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/metrics/process_collector.h"
 
 namespace prometheus {
 class Counter;
@@ -87,6 +91,8 @@ class ServerMetrics {
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<ProcessCollector> process_ =
+      std::make_shared<ProcessCollector>();
   std::unique_ptr<prometheus::Exposer> exposer_;
   int exposer_port_ = 0;
 

@@ -106,7 +106,7 @@ class Checker:
             if kind is None:
                 continue
             first = None
-            for m in re.finditer(r"(?:(dylora_\w+)|/\s*(_\w+))(?:\{([\w,]*)\})?", line):
+            for m in re.finditer(r"(?:((?:dylora|process)_\w+)|/\s*(_\w+))(?:\{([\w,]*)\})?", line):
                 name, short, labels = m.group(1), m.group(2), m.group(3)
                 if name is None:
                     if first is None:
@@ -164,14 +164,14 @@ class Checker:
         return names
 
     def check_expr(self, where: str, expr: str) -> set[str]:
-        """Every dylora_ series `expr` names exists, with documented labels
+        """Every dylora_ / process_ series `expr` names exists, with documented labels
         in its selectors. Returns the series named."""
         series = self.series_names()
-        named = set(re.findall(r"\bdylora_\w+", expr))
+        named = set(re.findall(r"\b(?:dylora|process)_\w+", expr))
         for name in sorted(named):
             if name not in series:
                 self.error(where, f"unknown metric {name} (not in server_metrics.h)")
-        for name, selector in re.findall(r"\b(dylora_\w+)\s*\{([^}]*)\}", expr):
+        for name, selector in re.findall(r"\b((?:dylora|process)_\w+)\s*\{([^}]*)\}", expr):
             if name not in series:
                 continue
             allowed = self.metrics[series[name]]["labels"] | TARGET_LABELS
