@@ -35,6 +35,19 @@ APT_PACKAGES=(
   clang-14                 # tests/lint: -Wthread-safety (GCC ignores the annotations)
 )
 
+# Stops and disables a service a package's postinst just started (only its
+# binaries are wanted here).
+disable_service() {
+  local service="$1" sudo=""
+  [[ $(id -u) -ne 0 ]] && sudo="sudo"
+  if [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+  elif [[ -x "/etc/init.d/$service" ]]; then
+    $sudo "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+    $sudo update-rc.d "$service" disable >/dev/null 2>&1 || true
+  fi
+}
+
 install_apt_packages() {
   local missing=()
   for pkg in "${APT_PACKAGES[@]}"; do
@@ -56,22 +69,11 @@ install_apt_packages() {
   # policy-rc.d), so stop and disable the one this install just started.
   # nginx-light's postinst likewise starts nginx on port 80: only the binary
   # is wanted (deploy/two_replicas.sh runs its own instances).
-  if [[ " ${missing[*]} " == *" nginx-light "* ]]; then
-    if [[ -d /run/systemd/system ]]; then
-      $sudo systemctl disable --now nginx.service >/dev/null 2>&1 || true
-    elif [[ -x /etc/init.d/nginx ]]; then
-      $sudo /etc/init.d/nginx stop >/dev/null 2>&1 || true
-      $sudo update-rc.d nginx disable >/dev/null 2>&1 || true
+  for package_service in nginx-light:nginx prometheus:prometheus; do
+    if [[ " ${missing[*]} " == *" ${package_service%%:*} "* ]]; then
+      disable_service "${package_service##*:}"
     fi
-  fi
-  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
-    if [[ -d /run/systemd/system ]]; then
-      $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-    elif [[ -x /etc/init.d/prometheus ]]; then
-      $sudo /etc/init.d/prometheus stop >/dev/null 2>&1 || true
-      $sudo update-rc.d prometheus disable >/dev/null 2>&1 || true
-    fi
-  fi
+  done
 }
 
 # Downloads one wheel into the pip cache folder of .deps (pip's own HTTP cache

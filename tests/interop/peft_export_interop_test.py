@@ -20,11 +20,12 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from interop_util import check, free_port, train_adapter
 
 # Before transformers is imported: nothing may come from a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,17 +41,6 @@ except ImportError as error:
 
 TEXTS = ["a gripping, beautifully acted film", "a tedious mess",
          "it 's a charming and often affecting journey ."]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
 
 
 def peft_logits(model_dir, slice_dir):
@@ -78,11 +68,7 @@ def main():
     server = None
     try:
         adapter = os.path.join(work, "sst2")
-        subprocess.run([os.path.join(build, "trainer", "dylora-train"), "--model", model_dir,
-                        "--task", "sst2", "--data-dir", glue, "--output", adapter,
-                        "--max-steps", "20", "--batch-size", "8", "--max-train-examples", "160",
-                        "--max-dev-examples", "16", "--max-seq-len", "32", "--threads", "1"],
-                       check=True, capture_output=True)
+        train_adapter(build, model_dir, glue, adapter, steps=20, train_examples=160)
         port = free_port()
         server = subprocess.Popen(
             [os.path.join(build, "server", "app", "dylora-serve"), "--model", model_dir,

@@ -17,11 +17,12 @@ Usage: tritonclient_interop_test.py <build dir> <model dir> <glue dir>
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+
+from interop_util import check, free_port, train_adapter
 
 try:
     import numpy as np
@@ -34,28 +35,13 @@ except ImportError as error:
     sys.exit(77)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def check(condition, message):
-    if not condition:
-        raise AssertionError(message)
-
-
 def main():
     build, model, glue = sys.argv[1:4]
     work = tempfile.mkdtemp(prefix="dylora-triton-")
     server = None
     try:
         adapter = os.path.join(work, "sst2")
-        subprocess.run([os.path.join(build, "trainer", "dylora-train"), "--model", model,
-                        "--task", "sst2", "--data-dir", glue, "--output", adapter,
-                        "--max-steps", "4", "--batch-size", "8", "--max-train-examples", "64",
-                        "--max-dev-examples", "16", "--max-seq-len", "32", "--threads", "1"],
-                       check=True, capture_output=True)
+        train_adapter(build, model, glue, adapter)
         port = free_port()
         server = subprocess.Popen(
             [os.path.join(build, "server", "app", "dylora-serve"), "--model", model,

@@ -41,6 +41,16 @@ std::unique_ptr<Encoder> LoadTiny(const std::string& dir = TinyBert()) {
   return encoder.ok() ? *std::move(encoder) : nullptr;
 }
 
+// A model directory in `dir`: tiny-bert's config.json with `tensors` as its
+// model.safetensors.
+void WriteTinyBertDir(const std::map<std::string, at::Tensor>& tensors,
+                      const std::string& dir) {
+  std::vector<std::pair<std::string, at::Tensor>> list(tensors.begin(),
+                                                       tensors.end());
+  ASSERT_TRUE(SaveTensors(dir + "/model.safetensors", list).ok());
+  std::filesystem::copy_file(TinyBert() + "/config.json", dir + "/config.json");
+}
+
 EncoderInputs SomeInputs() {
   at::Tensor ids =
       at::tensor({5, 17, 42, 99, 3, 8, 12, 0}, at::kLong).view({2, 4});
@@ -63,11 +73,7 @@ TEST(EncoderLoadTest, ReportsAllCheckpointProblemsInOneError) {
 
   // Through a real model directory, as a user would hit it.
   ScopedTempDir dir;
-  std::vector<std::pair<std::string, at::Tensor>> list(tensors.begin(),
-                                                       tensors.end());
-  ASSERT_TRUE(SaveTensors(dir.path() + "/model.safetensors", list).ok());
-  std::filesystem::copy_file(TinyBert() + "/config.json",
-                             dir.path() + "/config.json");
+  WriteTinyBertDir(tensors, dir.path());
   auto encoder = Encoder::Load(dir.path());
   ASSERT_FALSE(encoder.ok());
   EXPECT_EQ(encoder.status().code(), absl::StatusCode::kInvalidArgument);
@@ -120,11 +126,7 @@ TEST(EncoderLoadTest, NonFiniteWeightIsRefusedByName) {
   tensors["encoder.layer.1.intermediate.dense.weight"].view(-1)[7] =
       std::numeric_limits<float>::quiet_NaN();
   ScopedTempDir dir;
-  std::vector<std::pair<std::string, at::Tensor>> list(tensors.begin(),
-                                                       tensors.end());
-  ASSERT_TRUE(SaveTensors(dir.path() + "/model.safetensors", list).ok());
-  std::filesystem::copy_file(TinyBert() + "/config.json",
-                             dir.path() + "/config.json");
+  WriteTinyBertDir(tensors, dir.path());
   auto encoder = Encoder::Load(dir.path());
   ASSERT_FALSE(encoder.ok());
   EXPECT_EQ(encoder.status().code(), absl::StatusCode::kInvalidArgument);
