@@ -87,6 +87,14 @@ absl::StatusOr<std::vector<std::string>> TextsOf(
         absl::StrCat("input ", input.name(), " holds ", *count,
                      " texts; the limit is ", limit));
   }
+  // Triton's shared-memory extension puts the data elsewhere; refused,
+  // never read as an empty tensor.
+  if (input.parameters().contains("shared_memory_region")) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "input ", input.name(),
+        " names a shared_memory_region; shared memory is not supported: send "
+        "the data in raw_input_contents or contents"));
+  }
   // KServe v2: an input's data comes from exactly one place, and a BYTES
   // input's contents can only be bytes_contents.
   const inference::InferTensorContents& typed = input.contents();
@@ -370,6 +378,13 @@ grpc::ServerUnaryReactor* KServeService::ModelInfer(
       request->outputs().empty() && !backbone && !regression;
   bool want_embedding = request->outputs().empty() && backbone;
   for (const auto& output : request->outputs()) {
+    if (output.parameters().contains("shared_memory_region")) {
+      return fail(absl::InvalidArgumentError(absl::StrCat(
+                      "output ", output.name(),
+                      " names a shared_memory_region; shared memory is not "
+                      "supported")),
+                  /*resolved=*/true);
+    }
     if (!backbone && output.name() == kLogitsOutput) {
       want_logits = true;
     } else if (!backbone && !regression &&

@@ -524,6 +524,17 @@ TEST_F(KServeServiceTest, BadRequestsGetTheRightCodeAndAMessage) {
     r.mutable_inputs(0)->mutable_contents()->add_bytes_contents("fine");
     r.mutable_inputs(0)->mutable_contents()->add_int64_contents(3);
   });
+  add("shared-memory input", kInvalid, "shared memory is not supported",
+      [](auto& r) {
+        (*r.mutable_inputs(0)->mutable_parameters())["shared_memory_region"]
+            .set_string_param("region0");
+      });
+  add("shared-memory output", kInvalid, "output logits names a", [](auto& r) {
+    auto* output = r.add_outputs();
+    output->set_name("logits");
+    (*output->mutable_parameters())["shared_memory_region"].set_string_param(
+        "region0");
+  });
   add("bad raw prefix", kInvalid, "truncated",
       [](auto& r) { r.set_raw_input_contents(0, std::string("\x05\x00", 2)); });
   add("raw length past end", kInvalid, "claims", [](auto& r) {
