@@ -571,8 +571,11 @@ TEST(ServingRuntimeQueueTest, AFullQueueRefusesAtOnceAndShutdownRunsWhatWaits) {
   options.batcher.workers = 1;
   // Far longer than the test needs, so the two queued rows cannot start
   // before the third request arrives, however slow the machine; Shutdown
-  // drains the queue without waiting for the delay.
+  // drains the queue without waiting for the delay. wait_when_idle: by
+  // default an idle worker would run the first request at once and empty
+  // the queue (a race this test lost in CI).
   options.batcher.max_queue_delay = absl::Seconds(60);
+  options.batcher.wait_when_idle = true;
   Completion queued;  // outlives the runtime, whose Shutdown completes it
   std::unique_ptr<ServingRuntime> runtime = MakeRuntime(options);
   ASSERT_NE(runtime, nullptr);
