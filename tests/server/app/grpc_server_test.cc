@@ -88,9 +88,11 @@ TEST(GrpcServerTest, HealthIsServingPerServiceAndTurnsNotServingOnShutdown) {
 
 TEST(GrpcServerTest, ShutdownLetsRequestsInFlightFinish) {
   ServerOptions options = TestServerOptions();
-  // Requests wait in the queue for a long time, so one is surely in flight
-  // when the shutdown starts.
+  // Requests wait in the queue for a long time (even on an idle worker,
+  // which by default runs a lone request at once), so one is surely in
+  // flight when the shutdown starts.
   options.runtime.batcher.max_queue_delay = absl::Seconds(2);
+  options.runtime.batcher.wait_when_idle = true;
   TestServer server(options);
   ASSERT_TRUE(server.ok());
   server.AddAdapter("sst", 3);
